@@ -1,0 +1,245 @@
+"""The ``cgchat`` command: ingest, search, serve, and a few inspection helpers.
+
+Exit codes: 0 success; 1 ingest finished but skipped some files (listed); 2 usage error (bad
+arguments, paths that don't exist, invalid search input); 3 the database is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Search and chat over a CG asset library.")
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_USAGE = 2
+EXIT_DB = 3
+
+
+class Mode(str, Enum):
+    hybrid = "hybrid"
+    semantic = "semantic"
+    keyword = "keyword"
+
+
+class AssetType(str, Enum):
+    image = "image"
+    video = "video"
+    blend = "blend"
+    model = "model"
+    document = "document"
+    other = "other"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _connection():  # noqa: ANN202 - psycopg types stay out of the CLI's import time
+    from cgchat.db import DatabaseUnavailable, migrate
+    from cgchat.db.connection import open_connection
+
+    try:
+        migrate()
+        return open_connection()
+    except DatabaseUnavailable as exc:
+        raise _fail(str(exc), EXIT_DB) from exc
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index (recursively).")],
+    prune: Annotated[bool, typer.Option(help="Delete index rows of files that are gone (default: mark missing).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index files: new and changed ones are extracted and embedded, unchanged ones skipped."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise _fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
+    from cgchat.ingest.pipeline import Ingestor
+    from cgchat.models.text_encoder import get_text_encoder
+
+    conn = _connection()
+    with conn, _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        report = Ingestor(conn, get_text_encoder(), progress).run(paths, prune=prune)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        _print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in words or names.")],
+    mode: Annotated[Mode, typer.Option(help="Retrieval mode.")] = Mode.hybrid,
+    asset_type: Annotated[Optional[list[AssetType]], typer.Option("--type", help="Only these asset types.")] = None,
+    engine: Annotated[Optional[list[str]], typer.Option(help="Render engine of .blend files: cycles, eevee, workbench.")] = None,
+    resolution: Annotated[Optional[str], typer.Option(help="4k, 1080p, 720p... or WIDTHxHEIGHT.")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Frame rate.")] = None,
+    ext: Annotated[Optional[list[str]], typer.Option("--ext", help="File extension, e.g. exr.")] = None,
+    limit: Annotated[int, typer.Option(help="How many results (1-200).")] = 10,
+    literal: Annotated[bool, typer.Option(help="Don't turn words like 'videos' or '4K' into filters.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, best first.")] = False,
+) -> None:
+    """Search the index (hybrid by default)."""
+    from cgchat.search import Filters, SearchError, SearchRequest
+    from cgchat.search import search as run_search
+
+    filters = Filters(
+        asset_types=[t.value for t in asset_type or []], engines=engine or [], resolution=resolution, fps=fps,
+        extensions=ext or [],
+    )
+    request = SearchRequest(query=query, mode=mode.value, filters=filters, limit=limit, auto_filters=not literal)
+    conn = _connection()
+    with conn:
+        try:
+            response = run_search(conn, request)
+        except SearchError as exc:
+            raise _fail(str(exc), EXIT_USAGE) from exc
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in response.results], ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_results(response)
+
+
+@app.command("used-by")
+def used_by(name: Annotated[str, typer.Argument(help="A dependency's file name or path, e.g. brick_albedo.png.")]) -> None:
+    """Which assets reference this file (textures, linked libraries, caches)."""
+    conn = _connection()
+    with conn:
+        rows = conn.execute(
+            "SELECT f.path, d.kind, d.raw_path, d.exists FROM dependencies d JOIN files f ON f.id = d.file_id"
+            " WHERE lower(d.name) = lower(%(n)s) OR d.resolved_path = %(n)s ORDER BY f.path",
+            {"n": name},
+        ).fetchall()
+    if not rows:
+        err.print(f"no indexed asset references {name}")
+        raise typer.Exit(1)
+    for row in rows:
+        flag = "" if row["exists"] else "  [yellow](missing)[/yellow]"
+        out.print(f"{row['path']}  [dim]{row['kind']}: {row['raw_path']}[/dim]{flag}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default from HOST, 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default from PORT, 8000).")] = None,
+    ingest_path: Annotated[Optional[list[Path]], typer.Option("--ingest", help="Index these paths before serving.")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from cgchat.settings import get_settings
+
+    settings = get_settings()
+    if ingest_path:
+        from cgchat.ingest.pipeline import Ingestor
+        from cgchat.models.text_encoder import get_text_encoder
+
+        conn = _connection()
+        with conn, _progress(enabled=sys.stderr.isatty()) as progress:
+            report = Ingestor(conn, get_text_encoder(), progress).run(ingest_path)
+        _print_report(report)
+    from cgchat.api.app import create_app
+
+    uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level=settings.log_level)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the schema (safe to re-run)."""
+    from cgchat.db import DatabaseUnavailable, migrate
+
+    try:
+        applied = migrate()
+    except DatabaseUnavailable as exc:
+        raise _fail(str(exc), EXIT_DB) from exc
+    out.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@db_app.command("stats")
+def db_stats() -> None:
+    """How many assets of each type are indexed."""
+    conn = _connection()
+    with conn:
+        rows = conn.execute(
+            "SELECT asset_type, status, count(*) AS n FROM files GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    table = Table("type", "status", "count")
+    for row in rows:
+        table.add_row(row["asset_type"], row["status"], str(row["n"]))
+    out.print(table)
+
+
+def _progress(enabled: bool):  # noqa: ANN202
+    """A rich progress bar fed by the ingest pipeline's callback (a no-op when not a terminal)."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def manager():  # noqa: ANN202
+        if not enabled:
+            yield None
+            return
+        with Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[name]}"), console=err, transient=True,
+        ) as bar:
+            task = bar.add_task("ingest", total=None, name="")
+
+            def update(path: Path | None, total: int | None) -> None:
+                if total is not None:
+                    bar.reset(task, total=total, name="")
+                if path is not None:
+                    bar.update(task, advance=1, name=path.name[:40])
+
+            yield update
+
+    return manager()
+
+
+def _print_report(report) -> None:  # noqa: ANN001
+    err.print(
+        f"scanned {report.scanned} · added {report.added} · updated {report.updated} · "
+        f"unchanged {report.unchanged} · missing {report.missing} · pruned {report.pruned} · "
+        f"skipped {len(report.skipped)} · {report.seconds:.1f}s",
+        highlight=False,
+    )
+    for skipped in report.skipped:
+        err.print(f"  [yellow]skipped[/yellow] {skipped.path}: {skipped.reason}", highlight=False)
+
+
+def _print_results(response) -> None:  # noqa: ANN001
+    if response.filters.as_dict():
+        err.print(f"[dim]filters: {json.dumps(response.filters.as_dict())}[/dim]", highlight=False)
+    if not response.results:
+        err.print("no results")
+        return
+    table = Table("#", "score", "type", "name", "matched by", "path", show_lines=False)
+    for n, r in enumerate(response.results, 1):
+        table.add_row(str(n), f"{r.score:.4f}", r.type, r.name, "+".join(r.matched_by), r.path)
+    out.print(table)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

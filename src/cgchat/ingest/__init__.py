@@ -1,0 +1,1 @@
+"""Ingestion: scan → extract → describe → embed → store."""

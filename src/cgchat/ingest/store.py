@@ -1,0 +1,191 @@
+"""Writes one asset (file row, type row, dependencies, thumbnail) in one transaction.
+
+Either every row of a file lands or none does, so a crash or a bad value mid-file can never
+leave a half-indexed asset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from cgchat.ingest.describe import Description
+from cgchat.ingest.extractors.base import Extraction
+
+# asset type -> (table, columns an extractor may fill). Column names come only from here.
+TYPE_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "image": ("images", ("width", "height", "mode", "channels", "format", "bit_depth")),
+    "video": ("videos", ("duration_s", "fps", "codec", "width", "height", "frame_count")),
+    "blend": (
+        "blend_files",
+        (
+            "render_engine", "resolution_x", "resolution_y", "resolution_percentage", "frame_start", "frame_end",
+            "fps", "blender_version", "compression", "scene_names", "objects", "materials", "has_preview",
+        ),
+    ),
+    "model": (
+        "models_3d",
+        ("format", "mesh_count", "face_count", "vertex_count", "material_count", "node_count", "bounds", "fps",
+         "frame_start", "frame_end"),
+    ),
+}
+_JSON_COLUMNS = {"objects", "bounds"}
+
+
+@dataclass(slots=True)
+class FileFacts:
+    """What the file system says about a file."""
+
+    path: str
+    name: str
+    extension: str
+    size_bytes: int
+    mtime_ns: int
+    sha256: str
+    mime_type: str
+    asset_type: str
+
+
+def write_asset(
+    conn: psycopg.Connection,
+    facts: FileFacts,
+    description: Description,
+    extraction: Extraction,
+    embedding: np.ndarray,
+    embedding_model: str,
+    name_trigrams: list[str],
+) -> int:
+    """Insert or update the asset at ``facts.path``; returns its id. Commits on success."""
+    metadata = clean({**extraction.metadata, "path_info": description.path_info})
+    with conn.transaction():
+        file_id = conn.execute(_UPSERT_FILE, {
+            **_facts_dict(facts),
+            "description": clean(description.text),
+            "metadata": Jsonb(metadata),
+            "embedding": embedding,
+            "embedding_model": embedding_model,
+            "name_text": clean(description.name_text),
+            "path_text": clean(description.path_text),
+            "meta_text": clean(description.meta_text),
+            "body_text": clean(description.body_text),
+            "name_trigrams": name_trigrams,
+            "tokens": description.tokens,
+        }).fetchone()["id"]
+        for table in ("images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies"):
+            conn.execute(sql.SQL("DELETE FROM {} WHERE file_id = %s").format(sql.Identifier(table)), (file_id,))
+        _write_type_row(conn, file_id, facts.asset_type, extraction.type_row)
+        _write_dependencies(conn, file_id, extraction)
+        if extraction.thumbnail_png:
+            _write_thumbnail(conn, file_id, extraction.thumbnail_png)
+    return file_id
+
+
+def touch(conn: psycopg.Connection, path: str, mtime_ns: int) -> None:
+    """Same content, new mtime (a copy or `touch`): remember the mtime so the next run skips by stat."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE files SET mtime_ns = %s, status = 'indexed', missing_since = NULL WHERE path = %s",
+            (mtime_ns, path),
+        )
+
+
+def mark_missing(conn: psycopg.Connection, ids: list[int]) -> None:
+    with conn.transaction():
+        conn.execute(
+            "UPDATE files SET status = 'missing', missing_since = now() WHERE id = ANY(%s) AND status <> 'missing'",
+            (ids,),
+        )
+
+
+def delete_assets(conn: psycopg.Connection, ids: list[int]) -> None:
+    with conn.transaction():
+        conn.execute("DELETE FROM files WHERE id = ANY(%s)", (ids,))
+
+
+def clean(value: Any) -> Any:
+    """Strip NUL characters, which Postgres text and jsonb reject, from strings at any depth."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {clean(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None  # NaN/inf are not JSON
+    return value
+
+
+def _facts_dict(facts: FileFacts) -> dict[str, Any]:
+    return {name: getattr(facts, name) for name in FileFacts.__slots__}
+
+
+def _write_type_row(conn: psycopg.Connection, file_id: int, asset_type: str, row: dict[str, Any]) -> None:
+    if asset_type not in TYPE_TABLES:
+        return
+    table, allowed = TYPE_TABLES[asset_type]
+    columns = [c for c in allowed if c in row]
+    values = [Jsonb(clean(row[c])) if c in _JSON_COLUMNS else clean(row[c]) for c in columns]
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(c) for c in ["file_id", *columns]),
+        sql.SQL(", ").join(sql.Placeholder() * (len(columns) + 1)),
+    )
+    conn.execute(query, [file_id, *values])
+
+
+def _write_dependencies(conn: psycopg.Connection, file_id: int, extraction: Extraction) -> None:
+    rows = [
+        (file_id, d.kind, clean(d.raw_path), clean(d.resolved_path), clean(_basename(d.raw_path)), d.exists)
+        for d in extraction.dependencies
+    ]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO dependencies (file_id, kind, raw_path, resolved_path, name, exists)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def _write_thumbnail(conn: psycopg.Connection, file_id: int, png: bytes) -> None:
+    width = height = None
+    if png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) >= 24:
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    conn.execute(
+        "INSERT INTO thumbnails (file_id, source, mime_type, width, height, data) VALUES (%s, %s, %s, %s, %s, %s)",
+        (file_id, "embedded_preview", "image/png", width, height, png),
+    )
+
+
+def _basename(raw_path: str) -> str:
+    """Basename of a path written on any OS (Blender stores ``//tex\\a.png`` from Windows too)."""
+    return os.path.basename(raw_path.replace("\\", "/").rstrip("/")) or raw_path
+
+
+_UPSERT_FILE = """
+INSERT INTO files (path, name, extension, size_bytes, mtime_ns, sha256, mime_type, asset_type, status,
+                   description, metadata_json, metadata_embedding, embedding_model, search_tsv,
+                   name_trigrams, tokens, indexed_at, missing_since)
+VALUES (%(path)s, %(name)s, %(extension)s, %(size_bytes)s, %(mtime_ns)s, %(sha256)s, %(mime_type)s,
+        %(asset_type)s, 'indexed', %(description)s, %(metadata)s, %(embedding)s, %(embedding_model)s,
+        setweight(to_tsvector('english', %(name_text)s), 'A')
+          || setweight(to_tsvector('english', %(path_text)s), 'B')
+          || setweight(to_tsvector('english', %(meta_text)s), 'C')
+          || setweight(to_tsvector('english', left(%(body_text)s, 20000)), 'D'),
+        %(name_trigrams)s, %(tokens)s, now(), NULL)
+ON CONFLICT (path) DO UPDATE SET
+    name = EXCLUDED.name, extension = EXCLUDED.extension, size_bytes = EXCLUDED.size_bytes,
+    mtime_ns = EXCLUDED.mtime_ns, sha256 = EXCLUDED.sha256, mime_type = EXCLUDED.mime_type,
+    asset_type = EXCLUDED.asset_type, status = 'indexed', description = EXCLUDED.description,
+    metadata_json = EXCLUDED.metadata_json, metadata_embedding = EXCLUDED.metadata_embedding,
+    embedding_model = EXCLUDED.embedding_model, search_tsv = EXCLUDED.search_tsv,
+    name_trigrams = EXCLUDED.name_trigrams, tokens = EXCLUDED.tokens, indexed_at = now(), missing_since = NULL
+RETURNING id
+"""

@@ -1,0 +1,1 @@
+"""Model roles, one module each, loaded lazily and wrapped once per process."""

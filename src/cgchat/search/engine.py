@@ -1,0 +1,149 @@
+"""Search: one query, one SQL round trip, results that say which retrievers found them and why.
+
+Hybrid fuses semantic and keyword candidates with reciprocal rank fusion (RRF): each list
+contributes 1 / (k + rank), so an asset both retrievers like rises above one only one likes,
+without having to calibrate cosine similarities against text-rank scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cgchat.models.text_encoder import TextEncoder, get_text_encoder
+from cgchat.search import filters as filters_mod
+from cgchat.search.filters import Filters
+from cgchat.search.query_parser import parse_filters
+from cgchat.search.retrievers import keyword_cte, keyword_params, semantic_cte, semantic_params
+from cgchat.settings import get_settings
+
+MODES = ("hybrid", "semantic", "keyword")
+MAX_QUERY_CHARS = 2000
+MAX_LIMIT = 200
+
+
+class SearchError(ValueError):
+    """The request cannot be searched as given; the message says what to change."""
+
+
+@dataclass(slots=True)
+class SearchRequest:
+    query: str
+    mode: str = "hybrid"
+    filters: Filters = field(default_factory=Filters)
+    limit: int = 10
+    auto_filters: bool = True  # also apply filters understood from the query's words
+
+
+@dataclass(slots=True)
+class SearchResult:
+    id: int
+    path: str
+    name: str
+    type: str
+    score: float
+    matched_by: list[str]
+    scores: dict[str, float]
+    ranks: dict[str, int]
+    metadata: dict[str, Any]
+    extension: str
+    size_bytes: int
+    status: str
+    description: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "path": self.path, "name": self.name, "type": self.type, "score": self.score,
+            "matched_by": self.matched_by, "scores": self.scores, "ranks": self.ranks,
+            "extension": self.extension, "size_bytes": self.size_bytes, "status": self.status,
+            "description": self.description, "metadata": self.metadata,
+        }
+
+
+@dataclass(slots=True)
+class SearchResponse:
+    query: str
+    mode: str
+    filters: Filters
+    results: list[SearchResult]
+
+
+def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncoder | None = None) -> SearchResponse:
+    """Run a search; raises SearchError for bad requests."""
+    query = _validate(request)
+    applied = parse_filters(query).merged(request.filters) if request.auto_filters else request.filters
+    try:
+        filters_mod.validate(applied)
+    except ValueError as exc:
+        raise SearchError(str(exc)) from exc
+    where, params = filters_mod.to_sql(applied)
+    settings = get_settings()
+    k = max(settings.search_candidates, request.limit)
+    params.update(k=k, limit=request.limit, rrf_k=settings.rrf_k)
+    ctes: list[tuple[str, sql.Composable]] = []
+    if request.mode in ("hybrid", "semantic"):
+        encoder = encoder or get_text_encoder()
+        params.update(semantic_params(encoder.encode_one(query), encoder.model_id))
+        ctes.append(("semantic", semantic_cte(where)))
+    if request.mode in ("hybrid", "keyword"):
+        params.update(keyword_params(query))
+        ctes.append(("keyword", keyword_cte(where)))
+    rows = conn.execute(_fused_query(ctes), params).fetchall()
+    conn.commit()
+    return SearchResponse(query, request.mode, applied, [_result(row, request.mode) for row in rows])
+
+
+def _validate(request: SearchRequest) -> str:
+    query = (request.query or "").strip()
+    if not query:
+        raise SearchError("query is empty; type some words to search for")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    if "\x00" in query:
+        raise SearchError("query contains a NUL character")
+    if request.mode not in MODES:
+        raise SearchError(f"unknown mode {request.mode!r}; use one of {', '.join(MODES)}")
+    if not 1 <= request.limit <= MAX_LIMIT:
+        raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
+    return query
+
+
+def _fused_query(ctes: list[tuple[str, sql.Composable]]) -> sql.Composable:
+    """Outer-join the retrievers' candidate lists and rank by RRF."""
+    names = {"semantic": "sem", "keyword": "kw"}
+    aliases = [names[n] for n, _ in ctes]
+    joined = sql.SQL(aliases[0])
+    for alias in aliases[1:]:
+        joined = sql.SQL("{} FULL JOIN {} USING (id)").format(joined, sql.SQL(alias))
+    rrf = sql.SQL(" + ").join(sql.SQL("COALESCE(1.0 / (%(rrf_k)s + {}.rank), 0)").format(sql.SQL(a)) for a in aliases)
+    cols = sql.SQL(", ").join(
+        sql.SQL("{a}.score AS {a}_score, {a}.rank AS {a}_rank").format(a=sql.SQL(a)) for a in aliases
+    )
+    return sql.SQL(
+        """WITH {ctes},
+fused AS (SELECT id, {cols}, {rrf} AS rrf FROM {joined})
+SELECT f.id, f.path, f.name, f.asset_type, f.extension, f.size_bytes, f.status, f.description, f.metadata_json,
+       fused.*
+FROM fused JOIN files f ON f.id = fused.id
+ORDER BY fused.rrf DESC, f.id
+LIMIT %(limit)s"""
+    ).format(ctes=sql.SQL(",\n").join(c for _, c in ctes), cols=cols, rrf=rrf, joined=joined)
+
+
+def _result(row: dict[str, Any], mode: str) -> SearchResult:
+    scores: dict[str, float] = {}
+    ranks: dict[str, int] = {}
+    for name, alias in (("semantic", "sem"), ("keyword", "kw")):
+        if row.get(f"{alias}_rank") is not None:
+            scores[name] = round(float(row[f"{alias}_score"]), 6)
+            ranks[name] = int(row[f"{alias}_rank"])
+    score = float(row["rrf"]) if mode == "hybrid" else scores.get(mode, 0.0)
+    return SearchResult(
+        id=row["id"], path=row["path"], name=row["name"], type=row["asset_type"], score=round(score, 6),
+        matched_by=list(scores), scores=scores, ranks=ranks, metadata=row["metadata_json"],
+        extension=row["extension"], size_bytes=row["size_bytes"], status=row["status"],
+        description=row["description"],
+    )
