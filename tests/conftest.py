@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -25,10 +26,18 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 ARTIFACTS = REPO / "test-artifacts"
 
+# pgserver (via platformdirs) wants a runtime dir; CI machines often have none set.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="cgchat-run-"))
+
 
 @pytest.fixture(scope="session")
-def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cgchat-home")
+def session_home() -> Iterator[Path]:
+    """CGCHAT_HOME for the session. Not under pytest's private tmp (mode 700): when tests run as
+    root, pgserver runs Postgres as its own system user, which must be able to reach the data dir."""
+    home = Path(tempfile.mkdtemp(prefix="cgchat-test-"))
+    home.chmod(0o755)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +45,6 @@ def pg_server_url(session_home: Path) -> Iterator[str]:
     """The embedded Postgres (pgserver) that every test database lives in."""
     import pgserver
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(session_home / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(session_home / "pgdata", cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()

@@ -49,3 +49,12 @@ def test_concurrent_migrations_apply_once(db_url: str) -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: migrate(db_url), range(4)))
     assert sorted(len(r) for r in results) == [0, 0, 0, len(available_migrations())]
+
+
+def test_schema_doc_matches_migrations(db_url: str) -> None:
+    from cgchat.db.schema_doc import render
+    from tests.conftest import REPO
+
+    migrate(db_url)
+    committed = (REPO / "docs" / "SCHEMA.md").read_text()
+    assert committed == render(db_url) + "\n", "docs/SCHEMA.md is stale: run `cgchat db schema-doc > docs/SCHEMA.md`"

@@ -171,6 +171,19 @@ def db_migrate() -> None:
     out.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+@db_app.command("schema-doc")
+def db_schema_doc() -> None:
+    """Print docs/SCHEMA.md as generated from the migrated database."""
+    from cgchat.db import DatabaseUnavailable, database_url, migrate
+    from cgchat.db.schema_doc import render
+
+    try:
+        migrate()
+        sys.stdout.write(render(database_url()) + "\n")
+    except DatabaseUnavailable as exc:
+        raise _fail(str(exc), EXIT_DB) from exc
+
+
 @db_app.command("stats")
 def db_stats() -> None:
     """How many assets of each type are indexed."""

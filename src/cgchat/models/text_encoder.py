@@ -34,7 +34,10 @@ class TextEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        # No busy-waiting between ops: in a server the encoder shares the cores with Postgres and
+        # request handling, and spinning threads would steal them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
