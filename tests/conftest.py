@@ -28,16 +28,19 @@ ARTIFACTS = REPO / "test-artifacts"
 
 # pgserver (via platformdirs) wants a runtime dir; CI machines often have none set.
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="cgchat-run-"))
+# All state of the test session (database, built models) lives here, never in ~/.cgchat. Not under
+# pytest's private tmp (mode 700): as root, pgserver runs Postgres as its own system user, which
+# must be able to reach the data dir.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="cgchat-test-"))
+_SESSION_HOME.chmod(0o755)
+os.environ["CGCHAT_HOME"] = str(_SESSION_HOME)
+os.environ.pop("DATABASE_URL", None)
 
 
 @pytest.fixture(scope="session")
 def session_home() -> Iterator[Path]:
-    """CGCHAT_HOME for the session. Not under pytest's private tmp (mode 700): when tests run as
-    root, pgserver runs Postgres as its own system user, which must be able to reach the data dir."""
-    home = Path(tempfile.mkdtemp(prefix="cgchat-test-"))
-    home.chmod(0o755)
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
+    yield _SESSION_HOME
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,10 +26,15 @@ class Settings(BaseSettings):
     )
     db_pool_max: int = Field(default=8, ge=1, le=100, description="Connections the API server may hold.")
 
+    text_model: Literal["minilm-fp32", "minilm-int8"] = Field(
+        default="minilm-fp32",
+        description="minilm-fp32: the reference weights compiled to a fused ONNX graph (exact, faster here); "
+        "minilm-int8: the ready int8 export (no build step).",
+    )
     text_model_path: Path | None = Field(
         default=None,
-        description="ONNX export of a sentence encoder (inputs input_ids/attention_mask/token_type_ids, "
-        "output last_hidden_state). Unset: the packaged int8 all-MiniLM-L6-v2.",
+        description="ONNX export of another sentence encoder (inputs input_ids/attention_mask/token_type_ids, "
+        "output last_hidden_state); overrides TEXT_MODEL.",
     )
     text_tokenizer_path: Path | None = Field(
         default=None, description="tokenizer.json for TEXT_MODEL_PATH. Unset: the bundled MiniLM tokenizer."
@@ -39,7 +45,7 @@ class Settings(BaseSettings):
         "of two models are never compared. Unset: derived from the model file.",
     )
     text_max_tokens: int = Field(default=256, ge=16, le=512)
-    text_batch_size: int = Field(default=32, ge=1, le=1024)
+    text_batch_size: int = Field(default=8, ge=1, le=1024, description="Texts per ONNX run (small is faster on CPU).")
     onnx_threads: int = Field(default=0, ge=0, le=64, description="0: ONNX Runtime picks (one per core).")
 
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)

