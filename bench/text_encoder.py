@@ -71,7 +71,7 @@ def main() -> None:
     docs, queries, source = load_texts(args.texts)
     ref = SentenceTransformer(str(get_model_path()), device="cpu")
     encoders = {name: load_text_encoder(get_settings().model_copy(update={"text_model": name})) for name in TEXT_MODELS}
-    rows = {"sentence-transformers fp32 (PyTorch), batch 32": _measure(lambda t: ref.encode(t, batch_size=32),
+    rows = {"sentence-transformers fp32 (PyTorch), batch 8": _measure(lambda t: ref.encode(t, batch_size=8),
                                                                        lambda q: ref.encode([q]), docs, queries, args.repeats)}
     for name, enc in encoders.items():
         rows[f"cgchat `{name}` ({enc.model_id}), batch {enc.batch_size}"] = _measure(

@@ -339,3 +339,21 @@ def test_no_descriptor_leak_over_300_extractions(tmp_path: Path) -> None:
         with pytest.raises(ExtractionError):
             extract_blend(broken)
     assert _open_fds() == before
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "blend"
+
+
+@pytest.mark.parametrize(("name", "version"), [("made_by_blender_4_2.blend", "4.2"), ("made_by_blender_5_0.blend", "5.0")])
+def test_files_from_newer_blender_releases(name: str, version: str) -> None:
+    ex = extract_blend(FIXTURES / "model" / name)
+    row = ex.type_row
+    assert (row["blender_version"], row["compression"], row["render_engine"]) == (version, "zstd", "CYCLES")
+    assert (row["resolution_x"], row["resolution_y"], row["frame_start"], row["frame_end"]) == (1920, 1080, 1, 120)
+    assert row["fps"] == 24 and row["scene_names"] == ["MainScene", "Second"]
+    assert {(o["name"], o["type"]) for o in row["objects"]} == {
+        ("Camera", "CAMERA"), ("Dragon_Body", "MESH"), ("Key_Light", "LIGHT"), ("Null", "EMPTY"),
+        ("Rig", "ARMATURE"), ("Path", "CURVE"),
+    }
+    deps = {d.raw_path: d.exists for d in ex.dependencies}
+    assert deps == {"//../tex/albedo.png": True, "//../tex/missing_tex.png": False}
