@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES
 
 
 def test_cli_without_database_url_uses_embedded_postgres() -> None:
@@ -29,9 +31,6 @@ def test_cli_without_database_url_uses_embedded_postgres() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _run(env: dict[str, str], *args: str):  # noqa: ANN202
-    import subprocess
-    import sys
-
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cgchat.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)

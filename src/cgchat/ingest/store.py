@@ -6,7 +6,6 @@ leave a half-indexed asset behind.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any

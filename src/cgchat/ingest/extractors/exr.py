@@ -12,13 +12,14 @@ with pixel types, and the offset tables that prove every chunk is present.
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .base import Extraction, ExtractionError
-from .mesh import guarded
+from .common import guarded, require_nonempty
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -214,14 +215,10 @@ def _open_headers(path: Path) -> list[dict[str, Any]]:
 
 def _check_structure(path: Path) -> list[_RawPart]:
     """Walk the raw headers and offset tables; raise ExtractionError unless every chunk is in the file."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ExtractionError(f"{path.name}: cannot read: {exc}") from exc
-    if size == 0:
-        raise ExtractionError(f"{path.name}: empty file")
+    require_nonempty(path)
     try:
         with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             parts, table_start = _read_headers(handle, size)
             _check_offset_tables(handle, size, parts, table_start)
     except OSError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Dependency, Extraction, ExtractionError
-from .mesh import (
+from .common import (
     cap,
     guarded,
     local_dependency,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Dependency, Extraction, ExtractionError
-from .mesh import (
+from .common import (
     LIST_CAP,
     cap,
     guarded,
