@@ -71,7 +71,7 @@ def main() -> None:
     ])
     print(body)
     if args.write:
-        from text_encoder import write_section
+        from report import write_section
 
         write_section(args.write, "## Ingest", body)
 

@@ -357,3 +357,15 @@ def test_files_from_newer_blender_releases(name: str, version: str) -> None:
     }
     deps = {d.raw_path: d.exists for d in ex.dependencies}
     assert deps == {"//../tex/albedo.png": True, "//../tex/missing_tex.png": False}
+
+
+def test_cached_dna_catalogue_gives_identical_results() -> None:
+    from cgchat.ingest.extractors import blend
+
+    blend._DNA_CACHE.clear()
+    fresh = extract_blend(DRAGON_MODEL)
+    assert len(blend._DNA_CACHE) == 1
+    cached = extract_blend(DRAGON_MODEL)
+    assert json.dumps(cached.metadata, sort_keys=True) == json.dumps(fresh.metadata, sort_keys=True)
+    assert cached.type_row == fresh.type_row and cached.dependencies == fresh.dependencies
+    assert cached.thumbnail_png == fresh.thumbnail_png

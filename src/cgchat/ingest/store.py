@@ -77,8 +77,7 @@ def write_asset(
             "name_trigrams": name_trigrams,
             "tokens": description.tokens,
         }).fetchone()["id"]
-        for table in ("images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies"):
-            conn.execute(sql.SQL("DELETE FROM {} WHERE file_id = %s").format(sql.Identifier(table)), (file_id,))
+        conn.execute(_DELETE_CHILD_ROWS, {"id": file_id})  # the type may have changed: clear them all
         _write_type_row(conn, file_id, facts.asset_type, extraction.type_row)
         _write_dependencies(conn, file_id, extraction)
         if extraction.thumbnail_png:
@@ -167,6 +166,14 @@ def _basename(raw_path: str) -> str:
     """Basename of a path written on any OS (Blender stores ``//tex\\a.png`` from Windows too)."""
     return os.path.basename(raw_path.replace("\\", "/").rstrip("/")) or raw_path
 
+
+# One round trip instead of six; data-modifying CTEs all run, whatever the outer SELECT reads.
+_DELETE_CHILD_ROWS = sql.SQL("WITH {} SELECT 1").format(
+    sql.SQL(", ").join(
+        sql.SQL("{} AS (DELETE FROM {} WHERE file_id = %(id)s)").format(sql.Identifier(f"d{n}"), sql.Identifier(table))
+        for n, table in enumerate(("images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies"))
+    )
+)
 
 _UPSERT_FILE = """
 INSERT INTO files (path, name, extension, size_bytes, mtime_ns, sha256, mime_type, asset_type, status,
