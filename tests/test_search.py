@@ -153,6 +153,8 @@ def test_cli_search_json_contract(samples_conn) -> None:  # noqa: ANN001 - sets 
     assert keyword[0]["matched_by"] == ["keyword"] and "sh010" in keyword[0]["path"]
     typed = json.loads(run_cli("search", "creature with wings", "--type", "blend", "--json").stdout)
     assert typed and {i["type"] for i in typed} == {"blend"}
+    short = json.loads(run_cli("search", "turntable", "--max-duration", "3.5", "--type", "video", "--json").stdout)
+    assert short and all(i["metadata"]["video"]["duration_s"] <= 3.5 for i in short)
     bad = run_cli("search", "dragon", "--mode", "fuzzy")
     assert bad.returncode == 2
     assert run_cli("search", "dragon", "--limit", "0").returncode == 2

@@ -90,6 +90,8 @@ def search(
     engine: Annotated[Optional[list[str]], typer.Option(help="Render engine of .blend files: cycles, eevee, workbench.")] = None,
     resolution: Annotated[Optional[str], typer.Option(help="4k, 1080p, 720p... or WIDTHxHEIGHT.")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Frame rate.")] = None,
+    min_duration: Annotated[Optional[float], typer.Option(help="Videos at least this many seconds long.")] = None,
+    max_duration: Annotated[Optional[float], typer.Option(help="Videos at most this many seconds long.")] = None,
     ext: Annotated[Optional[list[str]], typer.Option("--ext", help="File extension, e.g. exr.")] = None,
     limit: Annotated[int, typer.Option(help="How many results (1-200).")] = 10,
     literal: Annotated[bool, typer.Option(help="Don't turn words like 'videos' or '4K' into filters.")] = False,
@@ -101,7 +103,7 @@ def search(
 
     filters = Filters(
         asset_types=[t.value for t in asset_type or []], engines=engine or [], resolution=resolution, fps=fps,
-        extensions=ext or [],
+        min_duration_s=min_duration, max_duration_s=max_duration, extensions=ext or [],
     )
     request = SearchRequest(query=query, mode=mode.value, filters=filters, limit=limit, auto_filters=not literal)
     conn = _connection()
