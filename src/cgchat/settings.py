@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -54,9 +55,36 @@ class Settings(BaseSettings):
         default=100, ge=10, le=2000, description="Per-retriever candidates fed into hybrid fusion."
     )
 
+    llm_provider: Literal["auto", "bedrock", "none"] = Field(
+        default="auto", description="auto: Bedrock when BEDROCK_MODEL_ID or BEDROCK_ENDPOINT_URL is set, else none "
+        "(the grounded no-LLM answer).",
+    )
+    bedrock_model_id: str | None = Field(default=None, description="Default us.meta.llama3-2-11b-instruct-v1:0.")
+    bedrock_endpoint_url: str | None = Field(default=None, description="Override the Bedrock runtime endpoint.")
+    aws_region: str = Field(default="us-east-1")
+    chat_top_k: int = Field(default=8, ge=1, le=50, description="Sources retrieved per chat turn.")
+
+    auth_mode: Literal["off", "cognito"] = Field(default="off", description="off: every caller is the local user.")
+    cognito_region: str | None = None
+    cognito_user_pool_id: str | None = None
+    cognito_app_client_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="App client ids: comma-separated or a JSON list."
+    )
+    cognito_issuer: str | None = Field(default=None, description="Override the issuer URL (tests, proxies).")
+    cognito_jwks_url: str | None = None
+    cognito_token_use: Literal["access", "id", "any"] = "access"
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+
+    @field_validator("cognito_app_client_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return json.loads(value) if value.startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
     def home(self) -> Path:
         """CGCHAT_HOME with ``~`` expanded, created on first use."""

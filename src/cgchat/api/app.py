@@ -1,4 +1,4 @@
-"""The FastAPI application: /healthz and /v1/search (chat joins in the chat issue)."""
+"""The FastAPI application: health, config, search; chat, sessions and assets from api/chat_routes.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from fastapi import Depends, FastAPI, Request
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cgchat import __version__
+from cgchat.api.auth import install_auth, make_verifier
+from cgchat.api.chat_routes import router as chat_router
 from cgchat.api.errors import install_error_handlers
+from cgchat.chat.pipeline import ChatPipeline
+from cgchat.chat.providers.factory import make_provider
 from cgchat.api.schemas import Health, SearchBody, SearchReply
 from cgchat.db import DatabaseUnavailable, database_url, migrate
 from cgchat.db.connection import configure
@@ -32,6 +36,8 @@ def create_app() -> FastAPI:
             kwargs={"row_factory": psycopg.rows.dict_row}, check=ConnectionPool.check_connection, timeout=10,
         )
         app.state.pool = pool
+        app.state.settings = get_settings()
+        app.state.chat = ChatPipeline(pool.connection, make_provider(app.state.settings))
         get_text_encoder()  # load now, so the first request doesn't pay for it
         try:
             yield
@@ -41,6 +47,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="cgchat", version=__version__, lifespan=lifespan,
                   description="Search and chat over a CG studio's asset library.")
     install_error_handlers(app)
+    install_auth(app, make_verifier(get_settings()))
+    app.include_router(chat_router)
 
     def connection(request: Request):  # noqa: ANN202 - a generator dependency
         try:
@@ -58,6 +66,25 @@ def create_app() -> FastAPI:
             return Health(status="ok", database=True, assets=assets, text_model=model)
         except (PoolTimeout, psycopg.Error):
             return Health(status="degraded", database=False, text_model=model)
+
+    @app.get("/v1/config")
+    def config(request: Request) -> dict[str, object]:
+        """What this server is running with (no secrets)."""
+        chat = request.app.state.chat
+        settings = request.app.state.settings
+        return {
+            "version": __version__,
+            "llm_provider": chat.provider.name,
+            "llm_model": chat.provider.model,
+            "text_model": get_text_encoder().model_id,
+            "auth_mode": settings.auth_mode,
+            "auth_note": "AUTH_MODE=off: every caller is the local user" if settings.auth_mode == "off"
+            else "Cognito access tokens required (Authorization: Bearer ...)",
+            "session_store": "postgres",
+            "database": "external" if settings.database_url else "embedded",
+            "search_modes": ["hybrid", "semantic", "keyword"],
+            "chat_top_k": settings.chat_top_k,
+        }
 
     @app.post("/v1/search", response_model=SearchReply)
     def search_assets(body: SearchBody, conn: psycopg.Connection = Depends(connection)) -> SearchReply:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-_TABLES = ("files", "images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies", "schema_migrations")
+_TABLES = ("files", "images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies", "chat_sessions",
+           "chat_messages", "schema_migrations")
 
 
 def render(url: str) -> str:

@@ -119,6 +119,11 @@ def _fused_query(ctes: list[tuple[str, sql.Composable]]) -> sql.Composable:
     for alias in aliases[1:]:
         joined = sql.SQL("{} FULL JOIN {} USING (id)").format(joined, sql.SQL(alias))
     rrf = sql.SQL(" + ").join(sql.SQL("COALESCE(1.0 / (%(rrf_k)s + {}.rank), 0)").format(sql.SQL(a)) for a in aliases)
+    # Equal RRF scores are common (ranks 1,2 vs 2,1): the keyword score, which rewards the query's
+    # own words in names and paths, then the semantic one, decide instead of an arbitrary id.
+    tiebreak = sql.SQL(", ").join(
+        sql.SQL("COALESCE(fused.{} , 0) DESC").format(sql.Identifier(f"{a}_score")) for a in sorted(aliases)
+    )
     cols = sql.SQL(", ").join(
         sql.SQL("{a}.score AS {a}_score, {a}.rank AS {a}_rank").format(a=sql.SQL(a)) for a in aliases
     )
@@ -128,9 +133,9 @@ fused AS (SELECT id, {cols}, {rrf} AS rrf FROM {joined})
 SELECT f.id, f.path, f.name, f.asset_type, f.extension, f.size_bytes, f.status, f.description, f.metadata_json,
        fused.*
 FROM fused JOIN files f ON f.id = fused.id
-ORDER BY fused.rrf DESC, f.id
+ORDER BY fused.rrf DESC, {tiebreak}, f.id
 LIMIT %(limit)s"""
-    ).format(ctes=sql.SQL(",\n").join(c for _, c in ctes), cols=cols, rrf=rrf, joined=joined)
+    ).format(ctes=sql.SQL(",\n").join(c for _, c in ctes), cols=cols, rrf=rrf, joined=joined, tiebreak=tiebreak)
 
 
 def _result(row: dict[str, Any], mode: str) -> SearchResult:

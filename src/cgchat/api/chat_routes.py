@@ -1,0 +1,178 @@
+"""Chat, sessions, assets and config endpoints."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from cgchat.api.sse import sse_response
+from cgchat.chat import stream_models as sm
+from cgchat.chat.pipeline import ChatPipeline, ChatTurn
+from cgchat.chat.sessions import PostgresSessions, SessionNotFound
+
+router = APIRouter()
+MAX_QUESTION = 10_000
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUESTION - 1, description="The question, in words.")
+    session_id: str | None = Field(default=None, max_length=64, description="Continue this session.")
+    top_k: int | None = Field(default=None, ge=1, le=50, description="Sources to retrieve.")
+
+
+class LegacyChatBody(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUESTION - 1)
+
+
+def owner(request: Request) -> str:
+    """The caller's identity (Cognito ``sub``); "local" while AUTH_MODE=off."""
+    return getattr(request.state, "principal_sub", "local")
+
+
+def pipeline(request: Request) -> ChatPipeline:
+    return request.app.state.chat
+
+
+async def _prepared(body: ChatBody, request: Request, who: str) -> Any:
+    question = body.query.strip()
+    if not question:
+        raise HTTPException(400, "query is empty; type a question")
+    turn = ChatTurn(question=question, owner=who, session_id=body.session_id,
+                    top_k=body.top_k or request.app.state.settings.chat_top_k, request_id=str(uuid.uuid4()))
+    try:
+        return await run_in_threadpool(pipeline(request).prepare, turn)
+    except SessionNotFound as exc:
+        raise HTTPException(404, f"no session {exc.args[0]!r} for this user; omit session_id to start one") from exc
+
+
+@router.post("/v1/chat/stream", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
+async def chat_stream(body: ChatBody, request: Request, who: str = Depends(owner)) -> Response:
+    """Answer as Server-Sent Events: meta, sources, token/citation..., usage, error?, done."""
+    prepared = await _prepared(body, request, who)
+    return sse_response(pipeline(request).stream(prepared))
+
+
+@router.post("/chat", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
+async def chat_legacy(body: LegacyChatBody, request: Request, who: str = Depends(owner)) -> Response:
+    """The original contract: {"query": ...} in, the same SSE stream out."""
+    prepared = await _prepared(ChatBody(query=body.query), request, who)
+    return sse_response(pipeline(request).stream(prepared))
+
+
+@router.post("/v1/chat")
+async def chat_json(body: ChatBody, request: Request, who: str = Depends(owner)) -> dict[str, Any]:
+    """The same pipeline, one JSON response."""
+    prepared = await _prepared(body, request, who)
+    events = await run_in_threadpool(lambda: list(pipeline(request).stream(prepared)))
+    reply: dict[str, Any] = {"answer": "", "citations": [], "error": None}
+    for event in events:
+        if isinstance(event, sm.Meta):
+            reply.update(event.model_dump(exclude={"event"}))
+        elif isinstance(event, sm.Sources):
+            reply["sources"] = [s.model_dump() for s in event.sources]
+        elif isinstance(event, sm.Token):
+            reply["answer"] += event.text
+        elif isinstance(event, sm.Citation):
+            reply["citations"].append(event.model_dump(exclude={"event"}))
+        elif isinstance(event, sm.UsageInfo):
+            reply["usage"] = event.model_dump(exclude={"event"})
+        elif isinstance(event, sm.Error):
+            reply["error"] = event.model_dump(exclude={"event"})
+        elif isinstance(event, sm.Done):
+            reply["finish_reason"] = event.finish_reason
+    return reply
+
+
+def _conn(request: Request):  # noqa: ANN202 - generator dependency
+    with request.app.state.pool.connection() as conn:
+        yield conn
+
+
+@router.get("/v1/sessions")
+def list_sessions(conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
+    return {"sessions": PostgresSessions(conn).list(who)}
+
+
+@router.get("/v1/sessions/{session_id}")
+def get_session(session_id: str, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
+    try:
+        messages = PostgresSessions(conn).history(who, session_id)
+    except SessionNotFound as exc:
+        raise HTTPException(404, f"no session {session_id!r} for this user") from exc
+    return {"session_id": session_id, "messages": [asdict(m) for m in messages]}
+
+
+@router.delete("/v1/sessions/{session_id}", status_code=204)
+def delete_session(session_id: str, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> Response:
+    try:
+        PostgresSessions(conn).delete(who, session_id)
+    except SessionNotFound as exc:
+        raise HTTPException(404, f"no session {session_id!r} for this user") from exc
+    return Response(status_code=204)
+
+
+@router.get("/v1/assets/{asset_id}")
+def get_asset(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> dict[str, Any]:
+    row = _asset(conn, asset_id)
+    deps = conn.execute(
+        "SELECT kind, raw_path, resolved_path, name, exists FROM dependencies WHERE file_id = %s ORDER BY id", (asset_id,)
+    ).fetchall()
+    return {**{k: row[k] for k in ("id", "path", "name", "extension", "size_bytes", "sha256", "mime_type",
+                                   "asset_type", "status", "description")},
+            "metadata": row["metadata_json"], "dependencies": deps,
+            "thumbnail_url": f"/v1/assets/{asset_id}/thumbnail", "file_url": f"/v1/assets/{asset_id}/file"}
+
+
+@router.get("/v1/assets/{asset_id}/file")
+def get_asset_file(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> Response:
+    """The file itself, found by id only: no path from the request ever reaches the file system."""
+    row = _asset(conn, asset_id)
+    path = Path(row["path"])
+    if not path.is_file():
+        raise HTTPException(410, f"asset {asset_id} is indexed but its file is no longer at {row['path']}")
+    return FileResponse(path, media_type=row["mime_type"] or "application/octet-stream", filename=row["name"])
+
+
+@router.get("/v1/assets/{asset_id}/thumbnail")
+def get_asset_thumbnail(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> Response:
+    row = _asset(conn, asset_id)
+    thumb = conn.execute("SELECT data, mime_type FROM thumbnails WHERE file_id = %s", (asset_id,)).fetchone()
+    if thumb:
+        return Response(bytes(thumb["data"]), media_type=thumb["mime_type"], headers={"Cache-Control": "max-age=3600"})
+    if row["asset_type"] == "image" and row["extension"] != "exr":
+        png = _image_thumbnail(Path(row["path"]))
+        if png:
+            return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    raise HTTPException(404, f"asset {asset_id} has no thumbnail")
+
+
+def _asset(conn: psycopg.Connection, asset_id: int) -> dict[str, Any]:
+    row = conn.execute("SELECT * FROM files WHERE id = %s", (asset_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no asset with id {asset_id}")
+    return row
+
+
+def _image_thumbnail(path: Path, size: int = 256) -> bytes | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.thumbnail((size, size))
+            out = io.BytesIO()
+            im.convert("RGBA" if "A" in im.getbands() else "RGB").save(out, "PNG")
+            return out.getvalue()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+

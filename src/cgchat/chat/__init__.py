@@ -1,0 +1,1 @@
+"""Chat: question → standalone query → retrieval → context → LLM → streamed, cited answer."""

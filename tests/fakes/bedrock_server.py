@@ -1,0 +1,244 @@
+"""A local, scriptable stand-in for Bedrock Runtime's ConverseStream endpoint.
+
+It speaks real HTTP and real AWS event-stream framing (prelude + CRCs, typed headers, JSON
+payloads shaped like botocore's bedrock-runtime service model), so the provider under test runs
+the genuine boto3 code path: SigV4 signing, retries, response parsing, CRC validation. Nothing in
+the provider or botocore is mocked; only the far end of the socket is fake.
+
+Each request pops one *script* (a list of steps) from a queue; when the queue runs dry the last
+script repeats, which is how a test says "throttle forever". Steps:
+
+    ("start",)                              messageStart {"role": "assistant"}
+    ("text", "Hel")                         contentBlockDelta with delta.text
+    ("block_stop",)                         contentBlockStop
+    ("stop", "end_turn")                    messageStop
+    ("usage", 10, 5)                        metadata with usage + metrics
+    ("exception", "throttlingException", "slow down")   in-stream exception message
+    ("http_error", 429, "ThrottlingException"[, "msg"])  HTTP error instead of a stream (first step)
+    ("bad_crc", "text")                     a contentBlockDelta whose message CRC is wrong
+    ("drop",)                               close the connection mid-stream (no final chunk)
+    ("sleep", 0.5)                          pause; as the first step it delays the response headers
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+Step = tuple[Any, ...]
+Script = list[Step]
+
+_STRING_HEADER = 7  # event-stream header value type: UTF-8 string with a uint16 length
+
+
+# --- event-stream framing --------------------------------------------------------------------
+
+
+def _encode_headers(headers: dict[str, str]) -> bytes:
+    out = bytearray()
+    for name, value in headers.items():
+        raw_name, raw_value = name.encode(), value.encode()
+        out += struct.pack("!B", len(raw_name)) + raw_name
+        out += struct.pack("!BH", _STRING_HEADER, len(raw_value)) + raw_value
+    return bytes(out)
+
+
+def encode_message(headers: dict[str, str], payload: bytes, *, corrupt_crc: bool = False) -> bytes:
+    """One event-stream message: prelude (total len, headers len, CRC), headers, payload, CRC."""
+    raw_headers = _encode_headers(headers)
+    total = 12 + len(raw_headers) + len(payload) + 4
+    prelude = struct.pack("!II", total, len(raw_headers))
+    prelude += struct.pack("!I", zlib.crc32(prelude))
+    body = prelude + raw_headers + payload
+    crc = zlib.crc32(body) ^ (0xFFFFFFFF if corrupt_crc else 0)
+    return body + struct.pack("!I", crc)
+
+
+def event_message(event_type: str, body: dict[str, Any], *, corrupt_crc: bool = False) -> bytes:
+    headers = {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}
+    return encode_message(headers, json.dumps(body).encode(), corrupt_crc=corrupt_crc)
+
+
+def exception_message(exception_type: str, message: str) -> bytes:
+    headers = {
+        ":exception-type": exception_type,
+        ":content-type": "application/json",
+        ":message-type": "exception",
+    }
+    return encode_message(headers, json.dumps({"message": message}).encode())
+
+
+def _step_message(step: Step) -> bytes:
+    """The bytes for one streaming step (shapes follow ConverseStreamOutput in service-2.json)."""
+    kind = step[0]
+    if kind == "start":
+        return event_message("messageStart", {"role": "assistant"})
+    if kind in ("text", "bad_crc"):
+        body = {"contentBlockIndex": 0, "delta": {"text": step[1]}}
+        return event_message("contentBlockDelta", body, corrupt_crc=kind == "bad_crc")
+    if kind == "block_stop":
+        return event_message("contentBlockStop", {"contentBlockIndex": 0})
+    if kind == "stop":
+        return event_message("messageStop", {"stopReason": step[1]})
+    if kind == "usage":
+        usage = {"inputTokens": step[1], "outputTokens": step[2], "totalTokens": step[1] + step[2]}
+        return event_message("metadata", {"usage": usage, "metrics": {"latencyMs": 42}})
+    if kind == "exception":
+        return exception_message(step[1], step[2])
+    raise ValueError(f"unknown script step {step!r}")
+
+
+def reply(*chunks: str, input_tokens: int = 10, output_tokens: int = 5, stop: str = "end_turn") -> Script:
+    """A complete, well-formed answer in Bedrock's real event order (metadata comes last)."""
+    return [
+        ("start",),
+        *(("text", c) for c in chunks),
+        ("block_stop",),
+        ("stop", stop),
+        ("usage", input_tokens, output_tokens),
+    ]
+
+
+# --- HTTP server ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    model_id: str
+    headers: dict[str, str]  # lower-cased names
+    body: dict[str, Any]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive + chunked bodies, like the real endpoint
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output clean
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        model_id = self._model_id()
+        self.server.fake.record(
+            RecordedRequest(
+                method="POST",
+                path=self.path,
+                model_id=model_id or "",
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=json.loads(body or b"{}"),
+            )
+        )
+        if model_id is None:
+            self._send_error(404, "UnknownOperationException", f"no route for {self.path}")
+            return
+        self._play(self.server.fake.next_script())
+
+    def _model_id(self) -> str | None:
+        parts = self.path.split("?")[0].split("/")
+        if len(parts) == 4 and parts[1] == "model" and parts[3] == "converse-stream":
+            return unquote(parts[2])
+        return None
+
+    def _send_error(self, status: int, error_type: str, message: str) -> None:
+        payload = json.dumps({"message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("x-amzn-ErrorType", error_type)
+        self.send_header("x-amzn-RequestId", "fake-request-id")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _play(self, script: Script) -> None:
+        steps = deque(script)
+        while steps and steps[0][0] == "sleep":  # delay before the response headers
+            time.sleep(steps.popleft()[1])
+        if steps and steps[0][0] == "http_error":
+            _, status, error_type, *message = steps.popleft()
+            self._send_error(status, error_type, message[0] if message else f"{error_type} (fake)")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-amzn-RequestId", "fake-request-id")
+        self.end_headers()
+        for step in steps:
+            if step[0] == "sleep":
+                time.sleep(step[1])
+            elif step[0] == "drop":
+                self._drop()
+                return
+            else:
+                self._write_chunk(_step_message(step))
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _drop(self) -> None:
+        """End the TCP connection without the terminating chunk, as a dead load balancer would."""
+        self.close_connection = True
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeBedrock
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that time out and hang up mid-answer are expected here
+
+
+class FakeBedrock:
+    """Scripted responses in, recorded requests out. Use ``running()`` to serve on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scripts: deque[Script] = deque()
+        self._last: Script = [("http_error", 500, "InternalServerException", "fake: nothing scripted")]
+        self.requests: list[RecordedRequest] = []
+        self.url = ""
+
+    def enqueue(self, *scripts: Script) -> None:
+        with self._lock:
+            self._scripts.extend(scripts)
+
+    def next_script(self) -> Script:
+        with self._lock:
+            if self._scripts:
+                self._last = self._scripts.popleft()
+            return self._last
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    @contextmanager
+    def running(self) -> Iterator[FakeBedrock]:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
