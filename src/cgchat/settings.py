@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     cognito_jwks_url: str | None = None
     cognito_token_use: Literal["access", "id", "any"] = "access"
 
+    session_store: Literal["postgres", "dynamodb"] = "postgres"
+    sessions_table: str = Field(default="cgchat-sessions", description="DynamoDB table (SESSION_STORE=dynamodb).")
+    dynamodb_endpoint_url: str | None = Field(default=None, description="Override the DynamoDB endpoint.")
+    session_ttl_days: int = Field(default=90, ge=1, le=3650)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"

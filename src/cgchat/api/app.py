@@ -21,9 +21,20 @@ from cgchat.db import DatabaseUnavailable, database_url, migrate
 from cgchat.db.connection import configure
 from cgchat.models.text_encoder import get_text_encoder
 from cgchat.search import Filters, SearchRequest, search
-from cgchat.settings import get_settings
+from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
+from cgchat.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+
+def make_session_store(settings: Settings) -> SessionStoreFactory:
+    if settings.session_store == "dynamodb":
+        from cgchat.chat.sessions_dynamo import DynamoSessions
+
+        store = DynamoSessions(settings.sessions_table, settings.aws_region, settings.dynamodb_endpoint_url,
+                               settings.session_ttl_days)
+        return lambda _conn: store
+    return PostgresSessions
 
 
 def create_app() -> FastAPI:
@@ -37,7 +48,8 @@ def create_app() -> FastAPI:
         )
         app.state.pool = pool
         app.state.settings = get_settings()
-        app.state.chat = ChatPipeline(pool.connection, make_provider(app.state.settings))
+        app.state.sessions = make_session_store(app.state.settings)
+        app.state.chat = ChatPipeline(pool.connection, make_provider(app.state.settings), app.state.sessions)
         get_text_encoder()  # load now, so the first request doesn't pay for it
         try:
             yield
@@ -80,7 +92,7 @@ def create_app() -> FastAPI:
             "auth_mode": settings.auth_mode,
             "auth_note": "AUTH_MODE=off: every caller is the local user" if settings.auth_mode == "off"
             else "Cognito access tokens required (Authorization: Bearer ...)",
-            "session_store": "postgres",
+            "session_store": settings.session_store,
             "database": "external" if settings.database_url else "embedded",
             "search_modes": ["hybrid", "semantic", "keyword"],
             "chat_top_k": settings.chat_top_k,

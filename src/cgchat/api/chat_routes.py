@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from cgchat.api.sse import sse_response
 from cgchat.chat import stream_models as sm
 from cgchat.chat.pipeline import ChatPipeline, ChatTurn
-from cgchat.chat.sessions import PostgresSessions, SessionNotFound
+from cgchat.chat.sessions import SessionNotFound
 
 router = APIRouter()
 MAX_QUESTION = 10_000
@@ -100,23 +100,23 @@ def _conn(request: Request):  # noqa: ANN202 - generator dependency
 
 
 @router.get("/v1/sessions")
-def list_sessions(conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
-    return {"sessions": PostgresSessions(conn).list(who)}
+def list_sessions(request: Request, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
+    return {"sessions": request.app.state.sessions(conn).list(who)}
 
 
 @router.get("/v1/sessions/{session_id}")
-def get_session(session_id: str, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
+def get_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
     try:
-        messages = PostgresSessions(conn).history(who, session_id)
+        messages = request.app.state.sessions(conn).history(who, session_id)
     except SessionNotFound as exc:
         raise HTTPException(404, f"no session {session_id!r} for this user") from exc
     return {"session_id": session_id, "messages": [asdict(m) for m in messages]}
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204)
-def delete_session(session_id: str, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> Response:
+def delete_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> Response:
     try:
-        PostgresSessions(conn).delete(who, session_id)
+        request.app.state.sessions(conn).delete(who, session_id)
     except SessionNotFound as exc:
         raise HTTPException(404, f"no session {session_id!r} for this user") from exc
     return Response(status_code=204)

@@ -23,7 +23,7 @@ from cgchat.chat.composer import NoLLMComposer
 from cgchat.chat.prompts import SYSTEM_PROMPT, user_message
 from cgchat.chat.providers.base import ChatMessage, GenerationParams, LLMProvider, ProviderError, Stop, TextDelta, Usage
 from cgchat.chat.rewrite import standalone_query
-from cgchat.chat.sessions import PostgresSessions, StoredMessage
+from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory, StoredMessage
 from cgchat.search import SearchRequest, search
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,10 @@ class Prepared:
 
 class ChatPipeline:
     def __init__(self, connection: ConnectionSource, provider: LLMProvider | NoLLMComposer,
-                 params: GenerationParams | None = None):
+                 sessions: SessionStoreFactory = PostgresSessions, params: GenerationParams | None = None):
         self.connection = connection
         self.provider = provider
+        self.sessions = sessions
         self.params = params or GenerationParams()
 
     def run(self, turn: ChatTurn) -> Iterator[sm.StreamEvent]:
@@ -67,7 +68,7 @@ class ChatPipeline:
         Raises SessionNotFound, SearchError, DatabaseUnavailable.
         """
         with self.connection() as conn:
-            sessions = PostgresSessions(conn)
+            sessions = self.sessions(conn)
             session_id = sessions.open(turn.owner, turn.session_id, turn.question)
             history = sessions.history(turn.owner, session_id)
             query = standalone_query(turn.question, [m.standalone_query for m in history if m.standalone_query])
@@ -124,8 +125,8 @@ class ChatPipeline:
         )
         try:
             with self.connection() as conn:
-                PostgresSessions(conn).append(session_id, user, reply)
-        except psycopg.Error:  # the answer was delivered; losing its history is logged, not fatal
+                self.sessions(conn).append(session_id, user, reply)
+        except Exception:  # noqa: BLE001 - psycopg or boto errors alike  # the answer was delivered; losing its history is logged, not fatal
             log.exception("could not save chat turn to session %s", session_id)
 
 

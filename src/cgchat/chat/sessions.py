@@ -1,10 +1,12 @@
-"""Chat sessions in Postgres: each user sees only their own (owner = Cognito ``sub``)."""
+"""Chat sessions: the store interface and its Postgres implementation (SESSION_STORE=postgres, the
+local default). Each user sees only their own sessions (owner = Cognito ``sub``)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -26,6 +28,20 @@ class StoredMessage:
     model: str | None = None
     finish_reason: str | None = None
     created_at: str | None = None
+
+
+class SessionStore(Protocol):
+    """What the chat pipeline and the session routes need; Postgres and DynamoDB implement it."""
+
+    def open(self, owner: str, session_id: str | None, title: str) -> str: ...
+    def history(self, owner: str, session_id: str) -> list[StoredMessage]: ...
+    def append(self, session_id: str, *messages: StoredMessage) -> None: ...
+    def list(self, owner: str, limit: int = 50) -> list[dict[str, Any]]: ...
+    def delete(self, owner: str, session_id: str) -> None: ...
+
+
+# Given the request's database connection (which the DynamoDB store ignores), the store to use.
+SessionStoreFactory = Callable[[psycopg.Connection], SessionStore]
 
 
 class PostgresSessions:
