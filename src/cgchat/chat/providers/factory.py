@@ -1,4 +1,4 @@
-"""Which provider answers, from settings: LLM_PROVIDER=auto|bedrock|none."""
+"""Which provider answers, from settings: LLM_PROVIDER=auto|bedrock|openai|none."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ DEFAULT_BEDROCK_MODEL = "us.meta.llama3-2-11b-instruct-v1:0"
 def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
     choice = settings.llm_provider
     if choice == "auto":
-        choice = "bedrock" if (settings.bedrock_model_id or settings.bedrock_endpoint_url) else "none"
+        if settings.bedrock_model_id or settings.bedrock_endpoint_url:
+            choice = "bedrock"
+        else:
+            choice = "openai" if settings.llm_base_url else "none"
     if choice == "bedrock":
         from cgchat.chat.providers.bedrock import BedrockProvider
 
@@ -20,4 +23,11 @@ def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
             model_id=settings.bedrock_model_id or DEFAULT_BEDROCK_MODEL, region=settings.aws_region,
             endpoint_url=settings.bedrock_endpoint_url,
         )
+    if choice == "openai":
+        if not settings.llm_base_url:
+            raise ValueError("LLM_PROVIDER=openai needs LLM_BASE_URL (e.g. http://127.0.0.1:11434/v1 for Ollama)")
+        from cgchat.chat.providers.openai_compat import OpenAICompatProvider
+
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        return OpenAICompatProvider(settings.llm_base_url, settings.llm_model, key)
     return NoLLMComposer()

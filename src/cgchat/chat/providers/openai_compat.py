@@ -138,8 +138,13 @@ class OpenAICompatProvider:
                         retryable=True,
                     ) from exc
                 delay = self._backoff(attempt)
-                log.warning("openai-compat %s attempt %d failed (%s); retrying in %.2fs",
-                            self.base_url, attempt, exc.code, delay)
+                log.warning(
+                    "openai-compat %s attempt %d failed (%s); retrying in %.2fs",
+                    self.base_url,
+                    attempt,
+                    exc.code,
+                    delay,
+                )
                 time.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
@@ -147,7 +152,9 @@ class OpenAICompatProvider:
         delay = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
         return delay / 2 + random.uniform(0, delay / 2)
 
-    def _request_body(self, system: str, messages: list[ChatMessage], params: GenerationParams) -> dict[str, Any]:
+    def _request_body(
+        self, system: str, messages: list[ChatMessage], params: GenerationParams
+    ) -> dict[str, Any]:
         chat = [{"role": m.role, "content": m.content} for m in messages]
         if system:  # some servers (llama.cpp templates) choke on an empty system turn
             chat.insert(0, {"role": "system", "content": system})
@@ -170,8 +177,9 @@ class OpenAICompatProvider:
         try:
             # The with-block also closes the response when the consumer abandons the generator,
             # so the server stops generating tokens nobody will read.
-            with self._client.stream("POST", self.url, json=body, headers=self._headers,
-                                     timeout=self.timeout) as response:
+            with self._client.stream(
+                "POST", self.url, json=body, headers=self._headers, timeout=self.timeout
+            ) as response:
                 if response.status_code != 200:
                     response.read()
                     raise self._http_error(response)
@@ -181,10 +189,15 @@ class OpenAICompatProvider:
                 raise self._timeout_error(exc, state.yielded_text) from exc
         except httpx.TransportError as exc:  # refused, reset, dropped mid-chunk, bad framing
             if not state.complete:  # after finish_reason the answer is whole; only usage is lost
-                raise _failure("ConnectionError", f"{self.url}: {_describe(exc)}", state.yielded_text) from exc
+                raise _failure(
+                    "ConnectionError", f"{self.url}: {_describe(exc)}", state.yielded_text
+                ) from exc
         if not state.complete:
-            raise _failure("StreamIncomplete", f"{self.url} ended the stream before the answer was complete",
-                           state.yielded_text)
+            raise _failure(
+                "StreamIncomplete",
+                f"{self.url} ended the stream before the answer was complete",
+                state.yielded_text,
+            )
         if state.usage is not None:
             yield state.usage
         yield Stop(_stop_reason(state.finish_reason))
@@ -208,8 +221,11 @@ class OpenAICompatProvider:
         try:
             chunk = json.loads(payload)
         except json.JSONDecodeError as exc:
-            raise _failure("BadResponse", f"{self.url} sent a malformed stream chunk: {payload[:100]!r}",
-                           state.yielded_text) from exc
+            raise _failure(
+                "BadResponse",
+                f"{self.url} sent a malformed stream chunk: {payload[:100]!r}",
+                state.yielded_text,
+            ) from exc
         if not isinstance(chunk, dict):
             raise _failure("BadResponse", f"{self.url} sent a non-object stream chunk", state.yielded_text)
         return chunk
@@ -218,7 +234,9 @@ class OpenAICompatProvider:
         """Fold one chunk into ``state``; return its text, if any. An error object ends the stream."""
         if chunk.get("error"):
             detail = _error_detail(chunk)
-            raise _failure("StreamError", f"{self.url} reported an error mid-stream: {detail}", state.yielded_text)
+            raise _failure(
+                "StreamError", f"{self.url} reported an error mid-stream: {detail}", state.yielded_text
+            )
         if isinstance(chunk.get("usage"), dict):  # null in every chunk but the last, when present
             state.usage = _usage(chunk["usage"])
         choices = chunk.get("choices") or []
@@ -235,19 +253,27 @@ class OpenAICompatProvider:
     def _http_error(self, response: httpx.Response) -> Exception:
         """Map a non-200 response to a retry (transient) or a ProviderError with an actionable message."""
         status = response.status_code
-        detail = _error_detail(_json_or_none(response)) or response.text[:_DETAIL_LIMIT].strip() or response.reason_phrase
+        detail = (
+            _error_detail(_json_or_none(response))
+            or response.text[:_DETAIL_LIMIT].strip()
+            or response.reason_phrase
+        )
         if status in _RETRYABLE_STATUSES or status >= 500:
             code = "RateLimited" if status == 429 else f"HTTP{status}"
             return _RetryBeforeText(code, f"HTTP {status}: {detail}")
+        key_note = "" if "Authorization" in self._headers else " (none was configured)"
         messages = {
             400: ("BadRequest", f"{self.base_url} rejected the request for model {self.model}: {detail}"),
-            401: ("Unauthorized", f"{self.base_url} rejected the API key"
-                  f"{'' if 'Authorization' in self._headers else ' (none was configured)'}: {detail}"),
+            401: ("Unauthorized", f"{self.base_url} rejected the API key{key_note}: {detail}"),
             403: ("Forbidden", f"{self.base_url} refused access to model {self.model}: {detail}"),
-            404: ("NotFound", f"model {self.model} not found at {self.base_url} "
-                  f"(or it is not an OpenAI-compatible /v1 URL): {detail}"),
+            404: (
+                "NotFound",
+                f"model {self.model} not found at {self.base_url} (or no OpenAI-compatible API there): {detail}",
+            ),
         }
-        code, message = messages.get(status, (f"HTTP{status}", f"{self.base_url} answered HTTP {status}: {detail}"))
+        code, message = messages.get(
+            status, (f"HTTP{status}", f"{self.base_url} answered HTTP {status}: {detail}")
+        )
         return ProviderError(code, message, retryable=False)
 
     def _timeout_error(self, exc: httpx.TimeoutException, yielded_text: bool) -> ProviderError:

@@ -1,0 +1,32 @@
+"""LLM_PROVIDER picks the provider; auto prefers Bedrock, then an OpenAI-compatible URL, then none."""
+
+from __future__ import annotations
+
+import pytest
+
+from cgchat.chat.composer import NoLLMComposer
+from cgchat.chat.providers.bedrock import BedrockProvider
+from cgchat.chat.providers.factory import make_provider
+from cgchat.chat.providers.openai_compat import OpenAICompatProvider
+from cgchat.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected", "model"),
+    [
+        (Settings(), NoLLMComposer, "grounded-summary"),
+        (Settings(llm_base_url="http://127.0.0.1:11434/v1", llm_model="llama3.2:3b"), OpenAICompatProvider, "llama3.2:3b"),
+        (Settings(bedrock_model_id="us.meta.llama3-2-90b-instruct-v1:0", llm_base_url="http://x/v1"), BedrockProvider,
+         "us.meta.llama3-2-90b-instruct-v1:0"),
+        (Settings(llm_provider="bedrock"), BedrockProvider, "us.meta.llama3-2-11b-instruct-v1:0"),
+        (Settings(llm_provider="none", bedrock_model_id="x"), NoLLMComposer, "grounded-summary"),
+    ],
+)
+def test_provider_choice(settings: Settings, expected: type, model: str) -> None:
+    provider = make_provider(settings)
+    assert isinstance(provider, expected) and provider.model == model
+
+
+def test_openai_without_url_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="LLM_BASE_URL"):
+        make_provider(Settings(llm_provider="openai"))
