@@ -321,8 +321,18 @@ def test_missing_file_raises(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- resources
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _open_fds() -> list[str]:
+    """Descriptors open on files (not sockets or pipes: servers of other test modules run in
+    background threads of this process and open connections at any time)."""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed between listdir and readlink
+        if target.startswith("/"):
+            targets.append(target)
+    return sorted(targets)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to count descriptors")
