@@ -14,9 +14,7 @@ Retry policy, and why it is split in two:
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +33,7 @@ from cgchat.chat.providers.base import (
     TextDelta,
     Usage,
 )
+from cgchat.chat.providers.retry import RetryBeforeText, stream_with_retries
 
 DEFAULT_MODEL_ID = "us.meta.llama3-2-11b-instruct-v1:0"
 
@@ -60,15 +59,6 @@ _RETRYABLE_CALL_ERRORS = frozenset(
 )
 # Transport failures while reading the stream: urllib3 errors are not wrapped by botocore there.
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, BotoCoreError, ParserError, OSError)
-
-
-class _RetryBeforeText(Exception):
-    """A retryable in-stream error arrived before any text: safe to replay the whole request."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class BedrockProvider:
@@ -136,25 +126,11 @@ class BedrockProvider:
     ) -> Iterator[ProviderEvent]:
         """Yield TextDelta*, then Usage (if Bedrock sent one), then one Stop; or raise ProviderError."""
         request = self._request(system, messages, params)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                yield from self._stream_once(request)
-                return
-            except _RetryBeforeText as exc:
-                if attempt == self.max_attempts:
-                    raise ProviderError(
-                        exc.code,
-                        f"Bedrock kept failing before any text ({exc.message}); gave up after {attempt} attempts",
-                        retryable=True,
-                        after_tokens=False,
-                    ) from exc
-                time.sleep(self._backoff(attempt))
+        return stream_with_retries(
+            lambda: self._stream_once(request), max_attempts=self.max_attempts, base_delay=self.retry_base_delay,
+            max_delay=self.retry_max_delay, who="Bedrock",
+        )
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter (half fixed, half random) so that concurrent streams
-        throttled together do not all come back at the same instant."""
-        delay = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
-        return delay / 2 + random.uniform(0, delay / 2)
 
     def _request(self, system: str, messages: list[ChatMessage], params: GenerationParams) -> dict[str, Any]:
         inference: dict[str, Any] = {
@@ -174,7 +150,7 @@ class BedrockProvider:
         return request
 
     def _stream_once(self, request: dict[str, Any]) -> Iterator[ProviderEvent]:
-        """One ConverseStream call. Raises _RetryBeforeText when replaying is safe, else ProviderError."""
+        """One ConverseStream call. Raises RetryBeforeText when replaying is safe, else ProviderError."""
         stream = self._call(request)
         yielded_text = False
         stop_reason: str | None = None
@@ -260,7 +236,7 @@ def _stream_error(exc: EventStreamError, yielded_text: bool) -> Exception:
     message = error.get("Message") or str(exc)
     retryable = event_code in _RETRYABLE_STREAM_ERRORS
     if retryable and not yielded_text:
-        return _RetryBeforeText(code, message)
+        return RetryBeforeText(code, message)
     stage = "mid-answer" if yielded_text else "before any text"
     return ProviderError(
         code, f"Bedrock stream failed {stage}: {message}", retryable=retryable, after_tokens=yielded_text

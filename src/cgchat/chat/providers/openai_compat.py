@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +37,7 @@ from cgchat.chat.providers.base import (
     TextDelta,
     Usage,
 )
+from cgchat.chat.providers.retry import RetryBeforeText, stream_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +46,6 @@ _FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter":
 # HTTP statuses for which "try again shortly" is sound advice.
 _RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 _DETAIL_LIMIT = 300  # characters of a non-JSON error body worth showing
-
-
-class _RetryBeforeText(Exception):
-    """A failure that may pass, before any text was yielded: safe to replay the whole request."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -125,32 +115,11 @@ class OpenAICompatProvider:
     ) -> Iterator[ProviderEvent]:
         """Yield TextDelta*, then Usage (if the server sent one), then one Stop; or raise ProviderError."""
         body = self._request_body(system, messages, params)
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                yield from self._stream_once(body)
-                return
-            except _RetryBeforeText as exc:
-                if attempt == self.max_attempts:
-                    raise ProviderError(
-                        exc.code,
-                        f"{self.url} kept failing before any text ({exc.message}); "
-                        f"gave up after {attempt} attempts",
-                        retryable=True,
-                    ) from exc
-                delay = self._backoff(attempt)
-                log.warning(
-                    "openai-compat %s attempt %d failed (%s); retrying in %.2fs",
-                    self.base_url,
-                    attempt,
-                    exc.code,
-                    delay,
-                )
-                time.sleep(delay)
+        return stream_with_retries(
+            lambda: self._stream_once(body), max_attempts=self.max_attempts, base_delay=self.retry_base_delay,
+            max_delay=self.retry_max_delay, who=self.url,
+        )
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter so concurrent streams do not all return at once."""
-        delay = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
-        return delay / 2 + random.uniform(0, delay / 2)
 
     def _request_body(
         self, system: str, messages: list[ChatMessage], params: GenerationParams
@@ -172,7 +141,7 @@ class OpenAICompatProvider:
         return body
 
     def _stream_once(self, body: dict[str, Any]) -> Iterator[ProviderEvent]:
-        """One HTTP request. Raises _RetryBeforeText when replaying is safe, else ProviderError."""
+        """One HTTP request. Raises RetryBeforeText when replaying is safe, else ProviderError."""
         state = _StreamState()
         try:
             # The with-block also closes the response when the consumer abandons the generator,
@@ -260,7 +229,7 @@ class OpenAICompatProvider:
         )
         if status in _RETRYABLE_STATUSES or status >= 500:
             code = "RateLimited" if status == 429 else f"HTTP{status}"
-            return _RetryBeforeText(code, f"HTTP {status}: {detail}")
+            return RetryBeforeText(code, f"HTTP {status}: {detail}")
         key_note = "" if "Authorization" in self._headers else " (none was configured)"
         messages = {
             400: ("BadRequest", f"{self.base_url} rejected the request for model {self.model}: {detail}"),
@@ -288,7 +257,7 @@ class OpenAICompatProvider:
 def _failure(code: str, message: str, yielded_text: bool) -> Exception:
     """A transient failure: replay if nothing was shown yet, otherwise report it as after_tokens."""
     if not yielded_text:
-        return _RetryBeforeText(code, message)
+        return RetryBeforeText(code, message)
     return ProviderError(code, f"stream failed mid-answer: {message}", retryable=True, after_tokens=True)
 
 
