@@ -26,7 +26,7 @@ def deployed(samples_db, session_home):  # noqa: ANN001, ANN201
             "DATABASE_URL": samples_db, "CGCHAT_HOME": str(session_home), "LLM_PROVIDER": "bedrock",
             "BEDROCK_ENDPOINT_URL": bedrock.url, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST",
             "AWS_SECRET_ACCESS_KEY": "secret-test", "AUTH_MODE": "cognito", "COGNITO_ISSUER": jwks.issuer,
-            "COGNITO_APP_CLIENT_IDS": CLIENT_ID, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "COGNITO_APP_CLIENT_IDS": CLIENT_ID, "SSE_PING_SECONDS": "0.2", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         }
         for key, value in env.items():
             mp.setenv(key, value)
@@ -104,3 +104,16 @@ def test_sessions_belong_to_their_user(deployed) -> None:  # noqa: ANN001
     r = client.post("/v1/chat", json={"query": "more", "session_id": session}, headers=_auth(jwks, "artist-B"))
     assert r.status_code == 404
     assert session not in {s["id"] for s in client.get("/v1/sessions", headers=_auth(jwks, "artist-B")).json()["sessions"]}
+
+
+def test_quiet_model_gets_pings_and_the_stream_survives(deployed) -> None:  # noqa: ANN001
+    client, bedrock, jwks = deployed
+    bedrock.enqueue([("start",), ("sleep", 0.9), ("text", "Slow [1]."), ("block_stop",), ("stop", "end_turn"),
+                     ("usage", 5, 3)])
+    with client.stream("POST", "/v1/chat/stream", json={"query": "castle"}, headers=_auth(jwks)) as response:
+        raw = "".join(response.iter_text())
+    before_token = raw.split("event: token", 1)[0]
+    assert before_token.count(": ping\n\n") >= 2  # sent while the model was silent, after sources
+    assert before_token.index("event: sources") < before_token.index(": ping")
+    events = parse_sse(raw)
+    assert [n for n, _ in events][-1] == "done" and "".join(d["text"] for n, d in events if n == "token") == "Slow [1]."

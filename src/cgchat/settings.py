@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     bedrock_endpoint_url: str | None = Field(default=None, description="Override the Bedrock runtime endpoint.")
     aws_region: str = Field(default="us-east-1")
     chat_top_k: int = Field(default=8, ge=1, le=50, description="Sources retrieved per chat turn.")
+    sse_ping_seconds: float = Field(default=10.0, gt=0, le=300, description="`: ping` after this much stream silence.")
 
     auth_mode: Literal["off", "cognito"] = Field(default="off", description="off: every caller is the local user.")
     cognito_region: str | None = None
@@ -77,6 +78,8 @@ class Settings(BaseSettings):
     cognito_jwks_url: str | None = None
     cognito_token_use: Literal["access", "id", "any"] = "access"
 
+    s3_endpoint_url: str | None = Field(default=None, description="Override the S3 endpoint (s3:// assets).")
+    s3_presign_seconds: int = Field(default=300, ge=10, le=604800, description="Lifetime of presigned asset URLs.")
     session_store: Literal["postgres", "dynamodb"] = "postgres"
     sessions_table: str = Field(default="cgchat-sessions", description="DynamoDB table (SESSION_STORE=dynamodb).")
     dynamodb_endpoint_url: str | None = Field(default=None, description="Override the DynamoDB endpoint.")

@@ -22,6 +22,7 @@ from cgchat.db.connection import configure
 from cgchat.models.text_encoder import get_text_encoder
 from cgchat.search import Filters, SearchRequest, search
 from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
+from cgchat.services.s3 import S3Files
 from cgchat.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ def create_app() -> FastAPI:
         app.state.pool = pool
         app.state.settings = get_settings()
         app.state.sessions = make_session_store(app.state.settings)
+        app.state.s3 = S3Files(app.state.settings.aws_region, app.state.settings.s3_endpoint_url,
+                               app.state.settings.s3_presign_seconds)
         app.state.chat = ChatPipeline(pool.connection, make_provider(app.state.settings), app.state.sessions)
         get_text_encoder()  # load now, so the first request doesn't pay for it
         try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -60,14 +60,14 @@ async def _prepared(body: ChatBody, request: Request, who: str) -> Any:
 async def chat_stream(body: ChatBody, request: Request, who: str = Depends(owner)) -> Response:
     """Answer as Server-Sent Events: meta, sources, token/citation..., usage, error?, done."""
     prepared = await _prepared(body, request, who)
-    return sse_response(pipeline(request).stream(prepared))
+    return sse_response(pipeline(request).stream(prepared), request.app.state.settings.sse_ping_seconds)
 
 
 @router.post("/chat", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
 async def chat_legacy(body: LegacyChatBody, request: Request, who: str = Depends(owner)) -> Response:
     """The original contract: {"query": ...} in, the same SSE stream out."""
     prepared = await _prepared(ChatBody(query=body.query), request, who)
-    return sse_response(pipeline(request).stream(prepared))
+    return sse_response(pipeline(request).stream(prepared), request.app.state.settings.sse_ping_seconds)
 
 
 @router.post("/v1/chat")
@@ -135,9 +135,13 @@ def get_asset(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> dict[
 
 
 @router.get("/v1/assets/{asset_id}/file")
-def get_asset_file(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> Response:
-    """The file itself, found by id only: no path from the request ever reaches the file system."""
+def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = Depends(_conn)) -> Response:
+    """The file itself, found by id only: no path from the request ever reaches the file system.
+    Local files are streamed; S3 assets get a 302 to a presigned URL."""
     row = _asset(conn, asset_id)
+    if row["path"].startswith("s3://"):
+        url = request.app.state.s3.presigned_get(row["path"], row["name"])
+        return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
     path = Path(row["path"])
     if not path.is_file():
         raise HTTPException(410, f"asset {asset_id} is indexed but its file is no longer at {row['path']}")
