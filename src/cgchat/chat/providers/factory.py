@@ -1,4 +1,4 @@
-"""Which provider answers, from settings: LLM_PROVIDER=auto|bedrock|openai|none."""
+"""Which provider answers, from settings: LLM_PROVIDER=auto|bedrock|openai|llamacpp|none."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
     if choice == "auto":
         if settings.bedrock_model_id or settings.bedrock_endpoint_url:
             choice = "bedrock"
+        elif settings.llm_base_url:
+            choice = "openai"
         else:
-            choice = "openai" if settings.llm_base_url else "none"
+            choice = "llamacpp" if settings.llm_gguf_path else "none"
     if choice == "bedrock":
         from cgchat.chat.providers.bedrock import BedrockProvider
 
@@ -30,4 +32,10 @@ def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
 
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
         return OpenAICompatProvider(settings.llm_base_url, settings.llm_model, key)
+    if choice == "llamacpp":
+        if not settings.llm_gguf_path:
+            raise ValueError("LLM_PROVIDER=llamacpp needs LLM_GGUF_PATH (a .gguf file); pip install 'cgchat[llamacpp]'")
+        from cgchat.chat.providers.llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider(settings.llm_gguf_path.expanduser(), n_ctx=settings.llm_n_ctx)
     return NoLLMComposer()
