@@ -74,3 +74,12 @@ def test_malformed_json_is_422_not_500(api: httpx.Client) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
     assert api.get("/v1/nope").status_code == 404
     assert api.get("/healthz").status_code == 200  # still serving
+
+
+def test_interactive_docs_need_no_internet(api: httpx.Client) -> None:
+    page = api.get("/docs")
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert api.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert api.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert "/v1/chat/stream" in api.get("/openapi.json").json()["paths"]

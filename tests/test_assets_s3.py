@@ -64,6 +64,8 @@ def test_s3_asset_redirects_to_a_presigned_url(s3_api) -> None:  # noqa: ANN001
     download = httpx.get(location, timeout=10)
     assert download.status_code == 200 and download.content == PAYLOAD
     assert "dragon%20scales%20%C3%A9.png" in download.headers["content-disposition"]
+    thumb = client.get(f"/v1/assets/{asset_id}/thumbnail")
+    assert thumb.status_code == 302 and httpx.get(thumb.headers["location"], timeout=10).content == PAYLOAD
 
 
 def test_tampered_presigned_url_is_refused(s3_api) -> None:  # noqa: ANN001

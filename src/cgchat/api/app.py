@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from cgchat import __version__
 from cgchat.api.auth import install_auth, make_verifier
 from cgchat.api.chat_routes import router as chat_router
+from cgchat.api.docs import install_docs
 from cgchat.api.errors import install_error_handlers
 from cgchat.chat.pipeline import ChatPipeline
 from cgchat.chat.providers.factory import make_provider
@@ -59,9 +60,10 @@ def create_app() -> FastAPI:
         finally:
             pool.close()
 
-    app = FastAPI(title="cgchat", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="cgchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search and chat over a CG studio's asset library.")
     install_error_handlers(app)
+    install_docs(app)
     install_auth(app, make_verifier(get_settings()))
     app.include_router(chat_router)
 

@@ -15,7 +15,8 @@ from cgchat.api.errors import error_response
 from cgchat.auth import ANONYMOUS, AuthError, CognitoVerifier, bearer_token
 from cgchat.settings import Settings
 
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+OPEN_PATHS = ("/healthz", "/docs", "/openapi.json")
+OPEN_PREFIXES = ("/docs-assets/",)
 
 
 def make_verifier(settings: Settings) -> CognitoVerifier | None:
@@ -31,7 +32,8 @@ def make_verifier(settings: Settings) -> CognitoVerifier | None:
 def install_auth(app: FastAPI, verifier: CognitoVerifier | None) -> None:
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if verifier is None or request.url.path in OPEN_PATHS:
+        path = request.url.path
+        if verifier is None or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             request.state.principal_sub = ANONYMOUS.sub
             return await call_next(request)
         try:

@@ -149,11 +149,14 @@ def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = D
 
 
 @router.get("/v1/assets/{asset_id}/thumbnail")
-def get_asset_thumbnail(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> Response:
+def get_asset_thumbnail(asset_id: int, request: Request, conn: psycopg.Connection = Depends(_conn)) -> Response:
+    """A stored preview (.blend), a 256 px PNG of a local image, or for an image in S3 a presigned URL."""
     row = _asset(conn, asset_id)
     thumb = conn.execute("SELECT data, mime_type FROM thumbnails WHERE file_id = %s", (asset_id,)).fetchone()
     if thumb:
         return Response(bytes(thumb["data"]), media_type=thumb["mime_type"], headers={"Cache-Control": "max-age=3600"})
+    if row["path"].startswith("s3://") and row["asset_type"] == "image" and row["extension"] != "exr":
+        return RedirectResponse(request.app.state.s3.presigned_get(row["path"], row["name"]), status_code=302)
     if row["asset_type"] == "image" and row["extension"] != "exr":
         png = _image_thumbnail(Path(row["path"]))
         if png:
