@@ -34,3 +34,46 @@ def test_cli_without_database_url_uses_embedded_postgres() -> None:
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cgchat.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)
+
+
+def test_serve_stops_embedded_postgres_on_sigterm() -> None:
+    """uvicorn re-raises SIGTERM after its graceful shutdown (atexit never runs), so the app's own
+    shutdown must release the embedded server, or a postmaster would outlive every `cgchat serve`."""
+    import json as _json
+    import signal
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    home = Path(tempfile.mkdtemp(prefix="cgchat-sigterm-"))
+    home.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["CGCHAT_HOME"] = str(home)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cgchat.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+            time.sleep(0.2)
+        pid_file = home / "pgdata" / "postmaster.pid"
+        assert pid_file.exists()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while pid_file.exists() and time.monotonic() < deadline:  # postmaster removes it when it stops
+            time.sleep(0.2)
+        assert not pid_file.exists(), "embedded PostgreSQL is still running after SIGTERM"
+        assert _json.loads((home / "pgdata" / ".handle_pids.json").read_text()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(home, ignore_errors=True)

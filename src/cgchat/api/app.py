@@ -20,6 +20,7 @@ from cgchat.chat.providers.factory import make_provider
 from cgchat.api.schemas import Health, SearchBody, SearchReply
 from cgchat.db import DatabaseUnavailable, database_url, migrate
 from cgchat.db.connection import configure
+from cgchat.db.embedded import release_embedded
 from cgchat.models.text_encoder import get_text_encoder
 from cgchat.search import Filters, SearchRequest, search
 from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
             yield
         finally:
             pool.close()
+            release_embedded()
 
     app = FastAPI(title="cgchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search and chat over a CG studio's asset library.")

@@ -29,3 +29,17 @@ def embedded_url(home: Path) -> str:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         _servers[pgdata] = server
     return server.get_uri()
+
+
+def release_embedded() -> None:
+    """Give up this process's handle on the embedded server(s); the last process out stops Postgres.
+
+    Called from the API's lifespan shutdown: uvicorn re-raises SIGTERM/SIGINT after a graceful
+    shutdown, so the process dies by the signal and pgserver's own atexit hook never runs.
+    """
+    while _servers:
+        _, server = _servers.popitem()
+        try:
+            server.cleanup()
+        except Exception:  # noqa: BLE001 - stopping is best effort; the next start recovers a stale server
+            log.warning("could not stop the embedded PostgreSQL cleanly", exc_info=True)
