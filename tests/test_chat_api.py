@@ -132,7 +132,7 @@ def test_prompt_injection_in_metadata_is_just_data(chat_api: httpx.Client) -> No
         ({"query": ""}, 422), ({"query": "x" * 10_000}, 422), ({"query": "   "}, 400), ({}, 422),
         ({"query": "dragon", "top_k": 0}, 422), ({"query": "dragon", "session_id": "not-a-session"}, 404),
         ({"query": "dragon", "session_id": "00000000-0000-0000-0000-000000000000"}, 404),
-        ({"query": "dragon", "extra": True}, 422),
+        ({"query": "dragon", "extra": True}, 422), ({"query": "dragon\u0000"}, 400),
     ],
 )
 def test_bad_chat_input_is_a_clear_4xx(chat_api: httpx.Client, body: dict, status: int) -> None:

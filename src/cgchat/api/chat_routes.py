@@ -48,6 +48,8 @@ async def _prepared(body: ChatBody, request: Request, who: str) -> Any:
     question = body.query.strip()
     if not question:
         raise HTTPException(400, "query is empty; type a question")
+    if "\x00" in question:
+        raise HTTPException(400, "query contains a NUL character; send plain text")
     turn = ChatTurn(question=question, owner=who, session_id=body.session_id,
                     top_k=body.top_k or request.app.state.settings.chat_top_k, request_id=str(uuid.uuid4()))
     try:
