@@ -117,3 +117,18 @@ def test_quiet_model_gets_pings_and_the_stream_survives(deployed) -> None:  # no
     assert before_token.index("event: sources") < before_token.index(": ping")
     events = parse_sse(raw)
     assert [n for n, _ in events][-1] == "done" and "".join(d["text"] for n, d in events if n == "token") == "Slow [1]."
+
+
+def test_history_sent_to_bedrock_alternates_even_after_a_failed_turn(deployed) -> None:  # noqa: ANN001
+    client, bedrock, jwks = deployed
+    bedrock.enqueue(reply("Dragon turntable [1]."))
+    first = _stream(client, {"query": "dragon turntable"}, _auth(jwks, "artist-H"))
+    session = first[0][1]["session_id"]
+    bedrock.enqueue([("http_error", 400, "ValidationException", "bad request")])  # fails before any text
+    failed = _stream(client, {"query": "and the castle?", "session_id": session}, _auth(jwks, "artist-H"))
+    assert [n for n, _ in failed][-2:] == ["error", "done"]
+    bedrock.enqueue(reply("Castle [1]."))
+    _stream(client, {"query": "what about the castle turntable", "session_id": session}, _auth(jwks, "artist-H"))
+    roles = [m["role"] for m in bedrock.requests[-1].body["messages"]]
+    assert roles == ["user", "assistant", "user"]  # the failed turn (no answer) is left out whole
+    assert bedrock.requests[-1].body["messages"][1]["content"][0]["text"] == "Dragon turntable [1]."

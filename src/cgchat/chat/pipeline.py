@@ -107,7 +107,7 @@ class ChatPipeline:
         if isinstance(self.provider, NoLLMComposer):
             yield from self.provider.compose(query, response.results, response.filters.as_dict())
             return
-        messages = [ChatMessage(m.role, m.content) for m in history[-2 * HISTORY_TURNS :] if m.content]  # type: ignore[arg-type]
+        messages = _history_messages(history)
         messages.append(ChatMessage("user", user_message(question, response.results)))
         try:
             yield from self.provider.stream(SYSTEM_PROMPT, messages, self.params)
@@ -128,6 +128,19 @@ class ChatPipeline:
                 self.sessions(conn).append(session_id, user, reply)
         except Exception:  # noqa: BLE001 - psycopg or boto errors alike  # the answer was delivered; losing its history is logged, not fatal
             log.exception("could not save chat turn to session %s", session_id)
+
+
+def _history_messages(history: list[StoredMessage]) -> list[ChatMessage]:
+    """The last completed turns, strictly alternating user/assistant as Bedrock requires: a turn whose
+    answer is empty (the model failed before any text) is left out whole."""
+    turns: list[tuple[StoredMessage, StoredMessage]] = []
+    for question, answer in zip(history, history[1:], strict=False):
+        if question.role == "user" and answer.role == "assistant" and question.content and answer.content:
+            turns.append((question, answer))
+    messages: list[ChatMessage] = []
+    for question, answer in turns[-HISTORY_TURNS:]:
+        messages += [ChatMessage("user", question.content), ChatMessage("assistant", answer.content)]
+    return messages
 
 
 def _tokens(pieces: Iterator[str | Cited], answer: list[str]) -> Iterator[sm.StreamEvent]:
