@@ -41,6 +41,9 @@ async def _frames(events: Iterator[sm.StreamEvent], ping_interval: float) -> Asy
             loop.call_soon_threadsafe(queue.put_nowait, error)
             loop.call_soon_threadsafe(queue.put_nowait, sm.Done(finish_reason="error"))
         finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # a client that left stops the model stream now (the provider closes its connection)
             loop.call_soon_threadsafe(queue.put_nowait, _END)
 
     worker = loop.run_in_executor(None, produce)
