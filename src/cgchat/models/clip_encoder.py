@@ -1,0 +1,94 @@
+"""CLIP (ViT-B/32 geometry, 512-d) image and text embeddings on ONNX Runtime: no PyTorch at run time.
+
+The model directory is written once by ``cgchat models install-clip SOURCE``
+(models/clip_install.py): vision.onnx, text.onnx, tokenizer.json and the clip.json manifest.
+Images are preprocessed with Pillow + numpy (models/clip_preprocess.py, identical to
+Hugging Face's CLIPImageProcessor); both towers' outputs are L2-normalised here, so a dot product
+is the cosine similarity and image and text vectors share one space.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cgchat.models.clip_install import MANIFEST, REQUIRED_FILES, TEXT_ONNX, TOKENIZER, VISION_ONNX
+from cgchat.models.clip_preprocess import preprocess
+
+INSTALL_HINT = "install it with: cgchat models install-clip SOURCE (SOURCE: a Hugging Face CLIP model folder)"
+
+
+class ClipNotInstalled(RuntimeError):
+    """The CLIP model directory is missing or incomplete."""
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class ClipEncoder:
+    """Both CLIP towers, loaded once; thread-safe (ONNX Runtime sessions are, tokenizer calls are serialised)."""
+
+    def __init__(self, model_dir: Path, threads: int = 0, batch_size: int = 16):
+        model_dir = Path(model_dir).expanduser()
+        missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+        if missing:
+            what = "does not exist" if not model_dir.is_dir() else f"is incomplete (missing {', '.join(missing)})"
+            raise ClipNotInstalled(f"CLIP model directory {model_dir} {what}; {INSTALL_HINT}")
+        try:
+            manifest = json.loads((model_dir / MANIFEST).read_text())
+            self.model_id = str(manifest["model_id"])
+            self.dim = int(manifest["dim"])
+            self.image_size = int(manifest["image_size"])
+            self.context_length = int(manifest["context_length"])
+            pad_id = int(manifest.get("pad_id", 0))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ClipNotInstalled(f"CLIP manifest {model_dir / MANIFEST} is invalid ({exc!r}); {INSTALL_HINT}") from exc
+
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = ["CPUExecutionProvider"]
+        self._vision = ort.InferenceSession(str(model_dir / VISION_ONNX), options, providers=providers)
+        self._text = ort.InferenceSession(str(model_dir / TEXT_ONNX), options, providers=providers)
+        self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
+        self._tokenizer.enable_truncation(max_length=self.context_length)
+        # Pad to the longest in the batch: the text tower is causal and pools at the first
+        # end-of-text token, so padding after it never changes the embedding.
+        pad_token = self._tokenizer.id_to_token(pad_id) or "<|endoftext|>"
+        self._tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+        self._lock = threading.Lock()
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+
+    def encode_images(self, images: list[Image.Image], batch_size: int | None = None) -> np.ndarray:
+        """(N, dim) unit-length float32 vectors, one per image, same order."""
+        batch_size = batch_size or self.batch_size
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), batch_size):
+            pixels = preprocess(images[start : start + batch_size], self.image_size)
+            out[start : start + len(pixels)] = self._vision.run(["image_embeds"], {"pixel_values": pixels})[0]
+        return _normalise(out)
+
+    def encode_texts(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """(N, dim) unit-length float32 vectors, one per text, same order."""
+        batch_size = batch_size or self.batch_size
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            with self._lock:
+                encodings = self._tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            out[start : start + len(ids)] = self._text.run(["text_embeds"], {"input_ids": ids, "attention_mask": mask})[0]
+        return _normalise(out)

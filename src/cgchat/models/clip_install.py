@@ -1,0 +1,205 @@
+"""Install time only: export a ``transformers.CLIPModel`` to the two ONNX graphs ClipEncoder runs.
+
+This is the one place that touches PyTorch (imported lazily, inside the functions): the export runs
+once, on a machine that has torch + transformers, and what it writes is all cgchat needs at run time
+(ONNX Runtime + tokenizers):
+
+    MODEL_DIR/vision.onnx    pixel_values [N,3,S,S] float32 -> image_embeds [N,D]
+    MODEL_DIR/text.onnx      input_ids, attention_mask [N,L] int64 -> text_embeds [N,D]
+    MODEL_DIR/tokenizer.json the model's fast tokenizer
+    MODEL_DIR/clip.json      {model_id, dim, image_size, context_length, pad_id, ...}
+
+Embeddings are the projections (``visual_projection`` / ``text_projection`` of the pooled outputs),
+NOT normalised: ClipEncoder normalises. After writing, the export is verified against the torch
+model on random inputs (``verify_export``); a mismatch raises and nothing is left half-installed
+(files are written to a temporary folder and moved into place at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "clip.json"
+VISION_ONNX = "vision.onnx"
+TEXT_ONNX = "text.onnx"
+TOKENIZER = "tokenizer.json"
+REQUIRED_FILES = (MANIFEST, VISION_ONNX, TEXT_ONNX, TOKENIZER)
+OPSET = 17
+
+
+def _backend_tokenizer(tokenizer: Any):
+    """A ``tokenizers.Tokenizer`` from a tokenizers.Tokenizer, a (fast) HF tokenizer, or a tokenizer.json path."""
+    from tokenizers import Tokenizer
+
+    if tokenizer is None:
+        return None
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    if isinstance(tokenizer, (str, Path)):
+        path = Path(tokenizer)
+        return Tokenizer.from_file(str(path / TOKENIZER if path.is_dir() else path))
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if isinstance(backend, Tokenizer):
+        return backend
+    raise TypeError(f"cannot get a fast (tokenizers) tokenizer from {type(tokenizer).__name__}; pass a CLIPTokenizerFast")
+
+
+def _pad_id(tokenizer, text_config) -> int:
+    """CLIP pads with <|endoftext|> (HF) or 0 (OpenAI); with the causal mask either gives the same embedding."""
+    if tokenizer.padding is not None:
+        return int(tokenizer.padding["pad_id"])
+    for token in ("<|endoftext|>", "</s>", "[PAD]"):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return int(token_id)
+    pad = getattr(text_config, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
+def export_clip_to_onnx(
+    model: Any, out_dir: Path, model_id: str, tokenizer: Any = None, *, verify: bool = True
+) -> Path:
+    """Export ``model`` (a transformers CLIPModel) into ``out_dir``; return ``out_dir``.
+
+    ``tokenizer``: a CLIPTokenizerFast / tokenizers.Tokenizer / path to tokenizer.json; None means
+    ``out_dir/tokenizer.json`` is already there (saved alongside by the caller).
+    """
+    import torch
+
+    out_dir = Path(out_dir)
+    backend = _backend_tokenizer(tokenizer)
+    if backend is None:
+        if not (out_dir / TOKENIZER).is_file():
+            raise FileNotFoundError(f"no tokenizer given and no {out_dir / TOKENIZER}")
+        backend = _backend_tokenizer(out_dir / TOKENIZER)
+
+    model = model.eval().float()
+    # Plain matmul attention traces to plain ONNX ops; SDPA/flash paths need newer opsets or fail.
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    vision_cfg, text_cfg = model.config.vision_config, model.config.text_config
+    image_size = int(vision_cfg.image_size)
+    context_length = int(text_cfg.max_position_embeddings)
+    dim = int(model.config.projection_dim)
+
+    vision, text = _VisionWrapper.create(model), _TextWrapper.create(model)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".clip-export-", dir=out_dir.parent))
+    try:
+        pixels = torch.randn(2, 3, image_size, image_size)
+        ids = torch.randint(0, int(text_cfg.vocab_size), (2, 7), dtype=torch.int64)
+        mask = torch.ones_like(ids)
+        with torch.no_grad(), warnings.catch_warnings():
+            # Tracer/legacy-exporter chatter (shape checks traced as constants: the image size is fixed anyway).
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                vision, (pixels,), str(tmp / VISION_ONNX), input_names=["pixel_values"], output_names=["image_embeds"],
+                dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
+                opset_version=OPSET, dynamo=False,
+            )
+            torch.onnx.export(
+                text, (ids, mask), str(tmp / TEXT_ONNX), input_names=["input_ids", "attention_mask"],
+                output_names=["text_embeds"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                              "text_embeds": {0: "batch"}},
+                opset_version=OPSET, dynamo=False,
+            )
+        backend.save(str(tmp / TOKENIZER))
+        manifest = {
+            "model_id": model_id,
+            "dim": dim,
+            "image_size": image_size,
+            "context_length": context_length,
+            "pad_id": _pad_id(backend, text_cfg),
+            "vocab_size": int(text_cfg.vocab_size),
+            "opset": OPSET,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if verify:
+            verify_export(model, tmp)
+        if out_dir.exists():
+            for name in REQUIRED_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Manifest last: a directory with a manifest is a complete install.
+        for name in (VISION_ONNX, TEXT_ONNX, TOKENIZER, MANIFEST):
+            shutil.move(str(tmp / name), str(out_dir / name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def verify_export(model: Any, model_dir: Path, *, batch: int = 3, seq: int = 9, rtol: float = 1e-4) -> dict[str, float]:
+    """Run both ONNX graphs and the torch model on the same random inputs; raise if they disagree.
+
+    Returns {"vision": max_abs_diff, "text": max_abs_diff}. The tolerance is relative to the
+    largest output magnitude (float32 rounding grows with it).
+    """
+    import onnxruntime as ort
+    import torch
+
+    manifest = json.loads((Path(model_dir) / MANIFEST).read_text())
+    size, dim, vocab = manifest["image_size"], manifest["dim"], manifest["vocab_size"]
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randn(batch, 3, size, size, generator=gen)
+    ids = torch.randint(0, vocab, (batch, seq), generator=gen, dtype=torch.int64)
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        ref_img = _VisionWrapper.create(model)(pixels).numpy()
+        ref_txt = _TextWrapper.create(model)(ids, mask).numpy()
+    providers = ["CPUExecutionProvider"]
+    vis = ort.InferenceSession(str(Path(model_dir) / VISION_ONNX), providers=providers)
+    txt = ort.InferenceSession(str(Path(model_dir) / TEXT_ONNX), providers=providers)
+    got_img = vis.run(["image_embeds"], {"pixel_values": pixels.numpy()})[0]
+    got_txt = txt.run(["text_embeds"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    diffs = {}
+    for name, ref, got in (("vision", ref_img, got_img), ("text", ref_txt, got_txt)):
+        if got.shape != (batch, dim):
+            raise RuntimeError(f"{name}.onnx returned shape {got.shape}, expected {(batch, dim)}")
+        diff = float(np.abs(ref - got).max())
+        scale = max(float(np.abs(ref).max()), 1.0)
+        if diff > rtol * scale:
+            raise RuntimeError(f"{name}.onnx disagrees with the torch model: max abs diff {diff:.3g} (scale {scale:.3g})")
+        diffs[name] = diff
+    return diffs
+
+
+class _VisionWrapper:
+    @staticmethod
+    def create(model):
+        import torch
+
+        class Vision(torch.nn.Module):
+            def __init__(self, clip):
+                super().__init__()
+                self.vision_model, self.visual_projection = clip.vision_model, clip.visual_projection
+
+            def forward(self, pixel_values):
+                pooled = self.vision_model(pixel_values=pixel_values).pooler_output
+                return self.visual_projection(pooled)
+
+        return Vision(model).eval()
+
+
+class _TextWrapper:
+    @staticmethod
+    def create(model):
+        import torch
+
+        class Text(torch.nn.Module):
+            def __init__(self, clip):
+                super().__init__()
+                self.text_model, self.text_projection = clip.text_model, clip.text_projection
+
+            def forward(self, input_ids, attention_mask):
+                pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+                return self.text_projection(pooled)
+
+        return Text(model).eval()
