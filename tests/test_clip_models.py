@@ -310,3 +310,33 @@ def test_export_needs_a_tokenizer(tiny_clip, tmp_path):
 
     with pytest.raises(FileNotFoundError, match="tokenizer"):
         export_clip_to_onnx(tiny_clip[0], tmp_path / "out", "x")
+
+
+def test_cli_install_clip_from_a_local_checkpoint(tiny_clip, tmp_path):
+    """`cgchat models install-clip FOLDER` converts a saved Hugging Face checkpoint into CGCHAT_HOME."""
+    import subprocess
+    import sys
+
+    from cgchat.models.clip_encoder import ClipEncoder
+
+    model, tokenizer = tiny_clip
+    checkpoint = tmp_path / "tiny-clip-checkpoint"
+    model.save_pretrained(checkpoint)
+    tokenizer.save(str(checkpoint / "tokenizer.json"))
+    home = tmp_path / "home"
+    env = {**__import__("os").environ, "CGCHAT_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "cgchat.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    before = cli("models", "status")
+    assert before.returncode == 0 and "visual model: not installed" in before.stdout
+    assert "install-clip" in before.stdout
+    done = cli("models", "install-clip", str(checkpoint))
+    assert done.returncode == 0, done.stderr
+    clip = ClipEncoder(home / "models" / "clip")
+    assert clip.model_id == "tiny-clip-checkpoint" and clip.dim == 512
+    assert "visual model: tiny-clip-checkpoint (512-d)" in cli("models", "status").stdout
+    bad = cli("models", "install-clip", str(tmp_path / "no-such-folder"))
+    assert bad.returncode == 2 and "cannot load a CLIP checkpoint" in bad.stderr

@@ -20,6 +20,8 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Search and chat over a CG asset library.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(no_args_is_help=True, help="Model files: install CLIP, show what is installed.")
+app.add_typer(models_app, name="models")
 
 out = Console()
 err = Console(stderr=True)
@@ -159,6 +161,38 @@ def serve(
     from cgchat.api.app import create_app
 
     uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level=settings.log_level)
+
+
+@models_app.command("install-clip")
+def models_install_clip(
+    source: Annotated[str, typer.Argument(help="A Hugging Face CLIP folder (or hub id where internet exists).")],
+    model_id: Annotated[Optional[str], typer.Option(help="Id stored with every visual embedding.")] = None,
+) -> None:
+    """Convert a CLIP checkpoint to ONNX under CGCHAT_HOME (one-time; needs torch + transformers)."""
+    from cgchat.models.clip_install import ClipInstallError, install_clip
+    from cgchat.settings import get_settings
+
+    target = get_settings().clip_dir()
+    try:
+        installed = install_clip(source, target, model_id)
+    except ClipInstallError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    out.print(f"CLIP installed in {installed}")
+
+
+@models_app.command("status")
+def models_status() -> None:
+    """Which text and visual models this installation uses."""
+    from cgchat.models.clip_encoder import ClipEncoder, ClipNotInstalled
+    from cgchat.models.text_encoder import get_text_encoder
+    from cgchat.settings import get_settings
+
+    out.print(f"text model: {get_text_encoder().model_id}", highlight=False)
+    try:
+        clip = ClipEncoder(get_settings().clip_dir())
+        out.print(f"visual model: {clip.model_id} ({clip.dim}-d)", highlight=False)
+    except ClipNotInstalled as exc:
+        out.print(f"visual model: not installed ({exc})", highlight=False)
 
 
 @db_app.command("migrate")

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     text_batch_size: int = Field(default=8, ge=1, le=1024, description="Texts per ONNX run (small is faster on CPU).")
     onnx_threads: int = Field(default=0, ge=0, le=64, description="0: ONNX Runtime picks (one per core).")
 
+    clip_model_dir: Path | None = Field(
+        default=None, description="Installed CLIP (cgchat models install-clip). Unset: CGCHAT_HOME/models/clip."
+    )
+
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     rrf_k: int = Field(default=60, ge=1, le=1000)
     search_candidates: int = Field(
@@ -99,6 +103,9 @@ class Settings(BaseSettings):
             value = value.strip()
             return json.loads(value) if value.startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    def clip_dir(self) -> Path:
+        return (self.clip_model_dir or self.home() / "models" / "clip").expanduser()
 
     def home(self) -> Path:
         """CGCHAT_HOME with ``~`` expanded, created on first use."""

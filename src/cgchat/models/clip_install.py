@@ -203,3 +203,43 @@ class _TextWrapper:
                 return self.text_projection(pooled)
 
         return Text(model).eval()
+
+
+class ClipInstallError(RuntimeError):
+    """The source cannot be installed; the message says what to fix."""
+
+
+def install_clip(source: str, target: Path, model_id: str | None = None) -> Path:
+    """Convert a Hugging Face CLIP checkpoint (a local folder, or a hub id where internet exists) into
+    ``target`` and verify it. Needs torch + transformers for this one-time step only."""
+    try:
+        from transformers import CLIPModel
+    except ImportError as exc:
+        raise ClipInstallError(
+            "install-clip needs PyTorch and transformers for the one-time conversion: pip install torch transformers"
+        ) from exc
+    local = Path(source).expanduser()
+    if (local.is_absolute() or source.startswith((".", "~"))) and not local.is_dir():
+        raise ClipInstallError(f"cannot load a CLIP checkpoint from {source!r}: no such folder")
+    try:
+        model = CLIPModel.from_pretrained(str(local) if local.exists() else source).eval()
+    except (OSError, ValueError) as exc:
+        raise ClipInstallError(
+            f"cannot load a CLIP checkpoint from {source!r}: {exc}. Give a folder with config.json and the "
+            "weights (e.g. a download of openai/clip-vit-base-patch32), or a hub id where internet exists."
+        ) from exc
+    tokenizer: Any = local / TOKENIZER if (local / TOKENIZER).is_file() else _hub_tokenizer(source)
+    return export_clip_to_onnx(model, target, model_id or _model_id(source, local), tokenizer)
+
+
+def _hub_tokenizer(source: str) -> Any:
+    from transformers import CLIPTokenizerFast
+
+    try:
+        return CLIPTokenizerFast.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ClipInstallError(f"no tokenizer for {source!r}: {exc}") from exc
+
+
+def _model_id(source: str, local: Path) -> str:
+    return local.resolve().name if local.exists() else source
