@@ -13,12 +13,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from cgchat import __version__
 from cgchat.api.auth import install_auth, make_verifier
 from cgchat.api.chat_routes import router as chat_router
+from cgchat.api.deps import db_connection
 from cgchat.api.docs import install_docs
 from cgchat.api.errors import install_error_handlers
 from cgchat.chat.pipeline import ChatPipeline
 from cgchat.chat.providers.factory import make_provider
 from cgchat.api.schemas import Health, SearchBody, SearchReply
-from cgchat.db import DatabaseUnavailable, database_url, migrate
+from cgchat.db import database_url, migrate
 from cgchat.db.connection import configure
 from cgchat.db.embedded import release_embedded
 from cgchat.models.text_encoder import get_text_encoder
@@ -69,13 +70,6 @@ def create_app() -> FastAPI:
     install_auth(app, make_verifier(get_settings()))
     app.include_router(chat_router)
 
-    def connection(request: Request):  # noqa: ANN202 - a generator dependency
-        try:
-            with request.app.state.pool.connection() as conn:
-                yield conn
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
-
     @app.get("/healthz", response_model=Health)
     def healthz(request: Request) -> Health:
         model = get_text_encoder().model_id
@@ -106,7 +100,7 @@ def create_app() -> FastAPI:
         }
 
     @app.post("/v1/search", response_model=SearchReply)
-    def search_assets(body: SearchBody, conn: psycopg.Connection = Depends(connection)) -> SearchReply:
+    def search_assets(body: SearchBody, conn: psycopg.Connection = Depends(db_connection)) -> SearchReply:
         types = [body.type] if isinstance(body.type, str) else (body.type or [])
         filters = Filters(
             asset_types=list(types), engines=list(body.engine or []), resolution=body.resolution, fps=body.fps,

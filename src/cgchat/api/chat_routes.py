@@ -11,13 +11,16 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from cgchat.api.deps import db_connection
 from cgchat.api.sse import sse_response
 from cgchat.chat import stream_models as sm
 from cgchat.chat.pipeline import ChatPipeline, ChatTurn
 from cgchat.chat.sessions import SessionNotFound
+from cgchat.db import DatabaseUnavailable
 
 router = APIRouter()
 MAX_QUESTION = 10_000
@@ -56,6 +59,8 @@ async def _prepared(body: ChatBody, request: Request, who: str) -> Any:
         return await run_in_threadpool(pipeline(request).prepare, turn)
     except SessionNotFound as exc:
         raise HTTPException(404, f"no session {exc.args[0]!r} for this user; omit session_id to start one") from exc
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
 
 
 @router.post("/v1/chat/stream", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
@@ -96,18 +101,13 @@ async def chat_json(body: ChatBody, request: Request, who: str = Depends(owner))
     return reply
 
 
-def _conn(request: Request):  # noqa: ANN202 - generator dependency
-    with request.app.state.pool.connection() as conn:
-        yield conn
-
-
 @router.get("/v1/sessions")
-def list_sessions(request: Request, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
+def list_sessions(request: Request, conn: psycopg.Connection = Depends(db_connection), who: str = Depends(owner)) -> dict[str, Any]:
     return {"sessions": request.app.state.sessions(conn).list(who)}
 
 
 @router.get("/v1/sessions/{session_id}")
-def get_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> dict[str, Any]:
+def get_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(db_connection), who: str = Depends(owner)) -> dict[str, Any]:
     try:
         messages = request.app.state.sessions(conn).history(who, session_id)
     except SessionNotFound as exc:
@@ -116,7 +116,7 @@ def get_session(session_id: str, request: Request, conn: psycopg.Connection = De
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204)
-def delete_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(_conn), who: str = Depends(owner)) -> Response:
+def delete_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(db_connection), who: str = Depends(owner)) -> Response:
     try:
         request.app.state.sessions(conn).delete(who, session_id)
     except SessionNotFound as exc:
@@ -125,7 +125,7 @@ def delete_session(session_id: str, request: Request, conn: psycopg.Connection =
 
 
 @router.get("/v1/assets/{asset_id}")
-def get_asset(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> dict[str, Any]:
+def get_asset(asset_id: int, conn: psycopg.Connection = Depends(db_connection)) -> dict[str, Any]:
     row = _asset(conn, asset_id)
     deps = conn.execute(
         "SELECT kind, raw_path, resolved_path, name, exists FROM dependencies WHERE file_id = %s ORDER BY id", (asset_id,)
@@ -137,7 +137,7 @@ def get_asset(asset_id: int, conn: psycopg.Connection = Depends(_conn)) -> dict[
 
 
 @router.get("/v1/assets/{asset_id}/file")
-def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = Depends(_conn)) -> Response:
+def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = Depends(db_connection)) -> Response:
     """The file itself, found by id only: no path from the request ever reaches the file system.
     Local files are streamed; S3 assets get a 302 to a presigned URL."""
     row = _asset(conn, asset_id)
@@ -151,7 +151,7 @@ def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = D
 
 
 @router.get("/v1/assets/{asset_id}/thumbnail")
-def get_asset_thumbnail(asset_id: int, request: Request, conn: psycopg.Connection = Depends(_conn)) -> Response:
+def get_asset_thumbnail(asset_id: int, request: Request, conn: psycopg.Connection = Depends(db_connection)) -> Response:
     """A stored preview (.blend), a 256 px PNG of a local image, or for an image in S3 a presigned URL."""
     row = _asset(conn, asset_id)
     thumb = conn.execute("SELECT data, mime_type FROM thumbnails WHERE file_id = %s", (asset_id,)).fetchone()
