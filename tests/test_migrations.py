@@ -58,3 +58,4 @@ def test_schema_doc_matches_migrations(db_url: str) -> None:
     migrate(db_url)
     committed = (REPO / "docs" / "SCHEMA.md").read_text()
     assert committed == render(db_url) + "\n", "docs/SCHEMA.md is stale: run `cgchat db schema-doc > docs/SCHEMA.md`"
+
