@@ -18,6 +18,7 @@ from PIL import Image
 
 from cgchat.models.clip_install import MANIFEST, REQUIRED_FILES, TEXT_ONNX, TOKENIZER, VISION_ONNX
 from cgchat.models.clip_preprocess import preprocess
+from cgchat.models.onnx_session import cpu_session
 
 INSTALL_HINT = "install it with: cgchat models install-clip SOURCE (SOURCE: a Hugging Face CLIP model folder)"
 
@@ -50,18 +51,10 @@ class ClipEncoder:
         except (ValueError, KeyError, TypeError) as exc:
             raise ClipNotInstalled(f"CLIP manifest {model_dir / MANIFEST} is invalid ({exc!r}); {INSTALL_HINT}") from exc
 
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CPUExecutionProvider"]
-        self._vision = ort.InferenceSession(str(model_dir / VISION_ONNX), options, providers=providers)
-        self._text = ort.InferenceSession(str(model_dir / TEXT_ONNX), options, providers=providers)
+        self._vision = cpu_session(model_dir / VISION_ONNX, threads)
+        self._text = cpu_session(model_dir / TEXT_ONNX, threads)
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
         self._tokenizer.enable_truncation(max_length=self.context_length)
         # Pad to the longest in the batch: the text tower is causal and pools at the first

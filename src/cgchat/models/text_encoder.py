@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgchat.models.onnx_session import cpu_session
 from cgchat.settings import Settings, get_settings
 
 DIMENSIONS = 384
@@ -32,18 +33,9 @@ class TextEncoder:
     def __init__(
         self, model_path: Path, tokenizer_path: Path, model_id: str, max_tokens: int, threads: int, batch_size: int = 8
     ):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # No busy-waiting between ops: in a server the encoder shares the cores with Postgres and
-        # request handling, and spinning threads would steal them.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(model_path, threads)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.enable_truncation(max_length=max_tokens)
