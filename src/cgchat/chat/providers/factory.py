@@ -6,8 +6,6 @@ from cgchat.chat.composer import NoLLMComposer
 from cgchat.chat.providers.base import LLMProvider
 from cgchat.settings import Settings
 
-DEFAULT_BEDROCK_MODEL = "us.meta.llama3-2-11b-instruct-v1:0"
-
 
 def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
     choice = settings.llm_provider
@@ -19,10 +17,10 @@ def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
         else:
             choice = "llamacpp" if settings.llm_gguf_path else "none"
     if choice == "bedrock":
-        from cgchat.chat.providers.bedrock import BedrockProvider
+        from cgchat.chat.providers.bedrock import DEFAULT_MODEL_ID, BedrockProvider
 
         return BedrockProvider(
-            model_id=settings.bedrock_model_id or DEFAULT_BEDROCK_MODEL, region=settings.aws_region,
+            model_id=settings.bedrock_model_id or DEFAULT_MODEL_ID, region=settings.aws_region,
             endpoint_url=settings.bedrock_endpoint_url,
         )
     if choice == "openai":
