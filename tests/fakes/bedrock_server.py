@@ -23,21 +23,14 @@ script repeats, which is how a test says "throttle forever". Steps:
 from __future__ import annotations
 
 import json
-import socket
 import struct
-import threading
-import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-Step = tuple[Any, ...]
-Script = list[Step]
+from tests.fakes.scripted_http import ChunkedHandler, Script, ScriptedFake, Step
 
 _STRING_HEADER = 7  # event-stream header value type: UTF-8 string with a uint16 length
 
@@ -122,13 +115,7 @@ class RecordedRequest:
     body: dict[str, Any]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive + chunked bodies, like the real endpoint
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep pytest output clean
-
+class _Handler(ChunkedHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         model_id = self._model_id()
@@ -165,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _play(self, script: Script) -> None:
         steps = deque(script)
         while steps and steps[0][0] == "sleep":  # delay before the response headers
-            time.sleep(steps.popleft()[1])
+            self.server.fake.sleep(steps.popleft()[1])
         if steps and steps[0][0] == "http_error":
             _, status, error_type, *message = steps.popleft()
             self._send_error(status, error_type, message[0] if message else f"{error_type} (fake)")
@@ -177,68 +164,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         for step in steps:
             if step[0] == "sleep":
-                time.sleep(step[1])
+                self.server.fake.sleep(step[1])
             elif step[0] == "drop":
-                self._drop()
+                self.drop()
                 return
             else:
-                self._write_chunk(_step_message(step))
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
-
-    def _drop(self) -> None:
-        """End the TCP connection without the terminating chunk, as a dead load balancer would."""
-        self.close_connection = True
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)
+                self.write_chunk(_step_message(step))
+        self.end_chunks()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeBedrock
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that time out and hang up mid-answer are expected here
-
-
-class FakeBedrock:
+class FakeBedrock(ScriptedFake):
     """Scripted responses in, recorded requests out. Use ``running()`` to serve on 127.0.0.1."""
 
+    handler = _Handler
+    base_path = ""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._scripts: deque[Script] = deque()
-        self._last: Script = [("http_error", 500, "InternalServerException", "fake: nothing scripted")]
-        self.requests: list[RecordedRequest] = []
-        self.url = ""
-
-    def enqueue(self, *scripts: Script) -> None:
-        with self._lock:
-            self._scripts.extend(scripts)
-
-    def next_script(self) -> Script:
-        with self._lock:
-            if self._scripts:
-                self._last = self._scripts.popleft()
-            return self._last
-
-    def record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    @contextmanager
-    def running(self) -> Iterator[FakeBedrock]:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        super().__init__(when_nothing_scripted=[("http_error", 500, "InternalServerException", "fake: nothing scripted")])

@@ -24,17 +24,11 @@ script repeats, which is how a test says "fail forever". Steps:
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Step = tuple[Any, ...]
-Script = list[Step]
+from tests.fakes.scripted_http import ChunkedHandler, Script, ScriptedFake, Step
 
 CHUNK_ID = "chatcmpl-fake"
 CREATED = 1_700_000_000
@@ -69,13 +63,7 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive + chunked bodies, like the real servers
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep pytest output clean
-
+class _Handler(ChunkedHandler):
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = json.loads(raw or b"{}")
@@ -112,17 +100,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self._write_chunk(self._chunk({"role": "assistant", "content": ""}))  # OpenAI's first chunk
+        self.write_chunk(self._chunk({"role": "assistant", "content": ""}))  # OpenAI's first chunk
         for step in steps:
             if step[0] == "sleep":
                 self.server.fake.sleep(step[1])
             elif step[0] == "drop":
-                self._drop()
+                self.drop()
                 return
             else:
-                self._write_chunk(self._step_bytes(step))
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+                self.write_chunk(self._step_bytes(step))
+        self.end_chunks()
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         chunk: dict[str, Any] = {
@@ -170,65 +157,12 @@ class _Handler(BaseHTTPRequestHandler):
             return step[1].encode() if isinstance(step[1], str) else step[1]
         raise ValueError(f"unknown script step {step!r}")
 
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
 
-    def _drop(self) -> None:
-        """End the TCP connection without the terminating chunk, as a crashed server would."""
-        self.close_connection = True
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeOpenAI
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that time out and hang up mid-answer are expected here
-
-
-class FakeOpenAI:
+class FakeOpenAI(ScriptedFake):
     """Scripted responses in, recorded requests out. Use ``running()`` to serve on 127.0.0.1."""
 
+    handler = _Handler
+    base_path = "/v1"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._scripts: deque[Script] = deque()
-        self._last: Script = [("http_error", 500, "fake: nothing scripted")]
-        self.requests: list[RecordedRequest] = []
-        self.url = ""  # e.g. http://127.0.0.1:PORT/v1 (an OpenAI base_url)
-
-    def enqueue(self, *scripts: Script) -> None:
-        with self._lock:
-            self._scripts.extend(scripts)
-
-    def next_script(self) -> Script:
-        with self._lock:
-            if self._scripts:
-                self._last = self._scripts.popleft()
-            return self._last
-
-    def record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def sleep(self, seconds: float) -> None:
-        """Interruptible, so that shutting the server down never waits out a scripted stall."""
-        self._stopping.wait(seconds)
-
-    @contextmanager
-    def running(self) -> Iterator[FakeOpenAI]:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stopping.set()
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        super().__init__(when_nothing_scripted=[("http_error", 500, "fake: nothing scripted")])
