@@ -62,6 +62,15 @@ def require_nonempty(path: Path) -> None:
         raise ExtractionError(f"{path.name}: empty file")
 
 
+def read_head(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes: enough to recognise or describe a text-like file without reading it all."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(size)
+    except OSError as exc:
+        raise ExtractionError(f"{path.name}: cannot read: {exc}") from exc
+
+
 def model_row(fmt: str, **values: Any) -> dict[str, Any]:
     """A ``models_3d`` row with every column present; unknown values are None."""
     row: dict[str, Any] = {

@@ -9,17 +9,14 @@ import csv
 import io
 from pathlib import Path
 
-from cgchat.ingest.extractors.base import Extraction, ExtractionError
+from cgchat.ingest.extractors.base import Extraction
+from cgchat.ingest.extractors.common import read_head
 
 HEAD_BYTES = 4096
 
 
 def extract_text(path: Path) -> Extraction:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(HEAD_BYTES)
-    except OSError as exc:
-        raise ExtractionError(f"cannot read: {exc}") from exc
+    head = read_head(path, HEAD_BYTES)
     if b"\x00" in head:
         return Extraction(metadata={"text": {"binary": True}})
     content = head.decode("utf-8", errors="replace")

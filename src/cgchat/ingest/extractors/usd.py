@@ -28,6 +28,7 @@ from .common import (
     model_summary,
     name_line,
     name_lines,
+    read_head,
     require_nonempty,
 )
 
@@ -303,11 +304,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _extract_without_pxr(path: Path) -> Extraction:
     """Recognise the file and read a .usda layer's metadata block by text; say that usd-core is missing."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(_HEADER_BYTES)
-    except OSError as exc:
-        raise ExtractionError(f"{path.name}: cannot read: {exc}") from exc
+    head = read_head(path, _HEADER_BYTES)
     facts: dict[str, Any] = {}
     sublayers: list[str] = []
     if head.startswith(b"#usda"):
