@@ -5,9 +5,9 @@ Every knob lives here so deployment (Lambda, a laptop, CI) differs only in envir
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-import json
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator

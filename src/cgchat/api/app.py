@@ -16,15 +16,15 @@ from cgchat.api.chat_routes import router as chat_router
 from cgchat.api.deps import db_connection
 from cgchat.api.docs import install_docs
 from cgchat.api.errors import install_error_handlers
+from cgchat.api.schemas import Health, SearchBody, SearchReply
 from cgchat.chat.pipeline import ChatPipeline
 from cgchat.chat.providers.factory import make_provider
-from cgchat.api.schemas import Health, SearchBody, SearchReply
+from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
 from cgchat.db import database_url, migrate
 from cgchat.db.connection import configure
 from cgchat.db.embedded import release_embedded
 from cgchat.models.text_encoder import get_text_encoder
 from cgchat.search import Filters, SearchRequest, search
-from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
 from cgchat.services.s3 import S3Files
 from cgchat.settings import Settings, get_settings
 

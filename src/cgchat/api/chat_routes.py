@@ -167,7 +167,11 @@ def get_asset_thumbnail(asset_id: int, request: Request, conn: psycopg.Connectio
 
 
 def _asset(conn: psycopg.Connection, asset_id: int) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM files WHERE id = %s", (asset_id,)).fetchone()
+    row = conn.execute(  # not SELECT *: the embedding, tsvector and trigram columns are of no use here
+        "SELECT id, path, name, extension, size_bytes, sha256, mime_type, asset_type, status, description,"
+        " metadata_json FROM files WHERE id = %s",
+        (asset_id,),
+    ).fetchone()
     if row is None:
         raise HTTPException(404, f"no asset with id {asset_id}")
     return row

@@ -21,7 +21,15 @@ from cgchat.chat import stream_models as sm
 from cgchat.chat.citations import CitationFilter, Cited
 from cgchat.chat.composer import NoLLMComposer
 from cgchat.chat.prompts import SYSTEM_PROMPT, user_message
-from cgchat.chat.providers.base import ChatMessage, GenerationParams, LLMProvider, ProviderError, Stop, TextDelta, Usage
+from cgchat.chat.providers.base import (
+    ChatMessage,
+    GenerationParams,
+    LLMProvider,
+    ProviderError,
+    Stop,
+    TextDelta,
+    Usage,
+)
 from cgchat.chat.rewrite import standalone_query
 from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory, StoredMessage
 from cgchat.search import SearchRequest, search

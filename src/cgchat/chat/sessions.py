@@ -4,8 +4,8 @@ local default). Each user sees only their own sessions (owner = Cognito ``sub``)
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg

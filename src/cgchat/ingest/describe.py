@@ -60,7 +60,7 @@ def parse_path(path: Path, root: Path) -> dict[str, Any]:
     for i, part in enumerate(folders):
         if i + 1 < len(folders) and folders[i + 1].lower() in _STRUCTURAL and "project" not in info:
             info["project"] = part
-        if m := _SEQUENCE.match(part):
+        if _SEQUENCE.match(part):
             info["sequence"] = part
         if part.lower() in _DEPARTMENTS:
             info["department"] = part
