@@ -94,6 +94,26 @@ def encoder():
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_dir(session_home: Path) -> Path:
+    """A tiny random CLIP exported through install-clip's conversion (tests/tiny_clip.py), outside
+    CGCHAT_HOME/models/clip: it is "installed" only for tests that ask for ``clip_env``."""
+    from tests.tiny_clip import export_tiny_clip
+
+    return export_tiny_clip(session_home / "tiny-clip")
+
+
+@pytest.fixture()
+def clip_env(tiny_clip_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """CLIP_MODEL_DIR points at the tiny CLIP for this test (and its subprocesses and servers)."""
+    from cgchat.settings import get_settings
+
+    monkeypatch.setenv("CLIP_MODEL_DIR", str(tiny_clip_dir))
+    get_settings.cache_clear()
+    yield tiny_clip_dir
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
 def samples_db(pg_server_url: str, encoder) -> str:  # noqa: ANN001
     """One database with the whole sample library indexed, shared read-only by search tests."""
     from cgchat.db import migrate

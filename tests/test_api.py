@@ -49,7 +49,12 @@ def test_search_filters_over_http(api: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("payload", "status", "fragment"),
     [
-        ({"query": ""}, 422, "query"),
+        ({"query": ""}, 400, "query is empty"),
+        ({}, 400, "query is empty"),
+        ({"image_base64": "not base64!"}, 400, "base64"),
+        ({"image_base64": "aGVsbG8="}, 503, "install-clip"),  # a picture, but no visual model installed
+        ({"query": "red car", "mode": "visual"}, 503, "cgchat models install-clip"),
+        ({"like_asset_id": 0}, 422, "like_asset_id"),
         ({"query": "x" * 10_000}, 422, "query"),
         ({"query": "dragon", "mode": "fuzzy"}, 422, "mode"),
         ({"query": "dragon", "limit": 0}, 422, "limit"),

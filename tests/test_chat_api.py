@@ -154,7 +154,7 @@ def test_assets_are_served_by_id_only(chat_api: httpx.Client) -> None:
     file = chat_api.get(f"/v1/assets/{hit['id']}/file")
     assert file.status_code == 200 and file.content == Path(asset["path"]).read_bytes()
     thumb = chat_api.get(f"/v1/assets/{hit['id']}/thumbnail")
-    assert thumb.status_code == 200 and thumb.content.startswith(b"\x89PNG")
+    assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8")  # a 256 px JPEG
     blend = chat_api.post("/v1/search", json={"query": "dragon model", "type": "blend", "limit": 1}).json()["results"][0]
     assert chat_api.get(f"/v1/assets/{blend['id']}/thumbnail").content.startswith(b"\x89PNG")
     deps = chat_api.get(f"/v1/assets/{blend['id']}").json()["dependencies"]

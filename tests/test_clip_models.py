@@ -9,7 +9,6 @@ determinism, batch = single, identical input → cosine 1), not retrieval qualit
 from __future__ import annotations
 
 import io
-import string
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 
 from cgchat.models.clip_preprocess import preprocess, to_rgb
+from tests.tiny_clip import build_tiny_clip
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -133,49 +133,9 @@ def test_preprocess_batch_and_empty():
 # --- a tiny CLIP ----------------------------------------------------------------------------------
 
 
-def _tiny_tokenizer():
-    """A CLIP-shaped tokenizer: lowercase, BPE with </w> word ends, <|startoftext|> … <|endoftext|>."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-
-    chars = list(string.ascii_lowercase + string.digits)
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    merges = [("d", "r"), ("dr", "a"), ("o", "n</w>"), ("dra", "g"), ("drag", "on</w>"), ("t", "e"), ("x", "t")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    for special in ("<|unk|>", "<|startoftext|>", "<|endoftext|>"):  # end-of-text last = the highest id, as in CLIP
-        vocab[special] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<|unk|>", end_of_word_suffix="</w>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
-    )
-    tok.add_special_tokens(["<|unk|>", "<|startoftext|>", "<|endoftext|>"])
-    return tok, len(vocab), bos, eos
-
-
 @pytest.fixture(scope="module")
 def tiny_clip():
-    from transformers import CLIPConfig, CLIPModel
-
-    tokenizer, vocab_size, bos, eos = _tiny_tokenizer()
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config={
-            "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "max_position_embeddings": 77,
-            "bos_token_id": bos, "eos_token_id": eos, "pad_token_id": eos,
-        },
-        vision_config={
-            "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "image_size": 224, "patch_size": 32,
-        },
-        projection_dim=512,
-    )
-    return CLIPModel(config).eval(), tokenizer
+    return build_tiny_clip()
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +144,7 @@ def installed(tiny_clip, tmp_path_factory):
 
     model, tokenizer = tiny_clip
     out = tmp_path_factory.mktemp("clip") / "tiny-clip"
-    assert export_clip_to_onnx(model, out, "test/tiny-clip-b32", tokenizer) == out
+    assert export_clip_to_onnx(model, out, "test/tiny-clip-b32", tokenizer, zero_shot=False) == out
     return out
 
 
@@ -333,10 +293,29 @@ def test_cli_install_clip_from_a_local_checkpoint(tiny_clip, tmp_path):
     before = cli("models", "status")
     assert before.returncode == 0 and "visual model: not installed" in before.stdout
     assert "install-clip" in before.stdout
-    done = cli("models", "install-clip", str(checkpoint))
+    # Random weights cannot name colours: the zero-shot check refuses them and installs nothing.
+    refused = cli("models", "install-clip", str(checkpoint))
+    assert refused.returncode == 2 and "zero-shot check failed" in refused.stderr, refused.stderr
+    assert not (home / "models" / "clip" / "clip.json").exists()
+    done = cli("models", "install-clip", str(checkpoint), "--skip-zero-shot")
     assert done.returncode == 0, done.stderr
+    assert "cgchat ingest --visual" in done.stdout
     clip = ClipEncoder(home / "models" / "clip")
     assert clip.model_id == "tiny-clip-checkpoint" and clip.dim == 512
     assert "visual model: tiny-clip-checkpoint (512-d)" in cli("models", "status").stdout
     bad = cli("models", "install-clip", str(tmp_path / "no-such-folder"))
     assert bad.returncode == 2 and "cannot load a CLIP checkpoint" in bad.stderr
+
+
+def test_zero_shot_check_passes_a_model_that_sees_colour(tmp_path):
+    """The check is not a formality that nothing passes: a tiny CLIP trained for a few seconds on
+    random coloured discs (tests/tiny_clip.train_colour_sense) installs through it. Random weights
+    fail it (test above)."""
+    from cgchat.models.clip_install import ZERO_SHOT_COLOURS, export_clip_to_onnx, zero_shot_check
+    from tests.tiny_clip import build_tiny_clip, train_colour_sense
+
+    model, tokenizer = build_tiny_clip(seed=3)
+    train_colour_sense(model, tokenizer)
+    out = export_clip_to_onnx(model, tmp_path / "colour-clip", "test/colour-clip", tokenizer, zero_shot=True)
+    assert (out / "clip.json").is_file()
+    assert zero_shot_check(out) == {c: c for c in ZERO_SHOT_COLOURS}

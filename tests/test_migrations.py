@@ -36,11 +36,14 @@ def test_migrate_from_empty_then_rerun_is_a_noop(db_url: str) -> None:
 def test_visual_embedding_columns_are_512d(conn) -> None:  # noqa: ANN001
     rows = conn.execute(
         "SELECT attrelid::regclass::text AS t, format_type(atttypid, atttypmod) AS ty FROM pg_attribute"
-        " WHERE attname = 'visual_embedding' AND NOT attisdropped"
+        " WHERE attname = 'visual_embedding' AND NOT attisdropped AND attrelid::regclass::text NOT LIKE '%%_hnsw'"
     ).fetchall()
     assert {r["t"]: r["ty"] for r in rows} == {
-        "images": "vector(512)", "videos": "vector(512)", "blend_files": "vector(512)"
+        "images": "vector(512)", "videos": "vector(512)", "blend_files": "vector(512)", "video_keyframes": "vector(512)"
     }
+    indexes = {r["indexname"]: r["indexdef"] for r in conn.execute("SELECT indexname, indexdef FROM pg_indexes")}
+    for table in ("images", "videos", "blend_files", "video_keyframes"):
+        assert "hnsw (visual_embedding vector_cosine_ops)" in indexes[f"{table}_visual_hnsw"]
 
 
 def test_concurrent_migrations_apply_once(db_url: str) -> None:

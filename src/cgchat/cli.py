@@ -34,6 +34,7 @@ class Mode(str, Enum):
     hybrid = "hybrid"
     semantic = "semantic"
     keyword = "keyword"
+    visual = "visual"
 
 
 class AssetType(str, Enum):
@@ -63,31 +64,76 @@ def _connection():  # noqa: ANN202 - psycopg types stay out of the CLI's import 
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index (recursively).")],
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Folders or files to index (recursively).")] = None,
     prune: Annotated[bool, typer.Option(help="Delete index rows of files that are gone (default: mark missing).")] = False,
+    visual: Annotated[Optional[bool], typer.Option(
+        "--visual/--no-visual",
+        help="--visual: only fill in pending visual (CLIP) embeddings, under PATHS or everywhere; resumable. "
+        "--no-visual: skip the visual pass. Default: run it after indexing when a CLIP model is installed.",
+    )] = None,
+    retry_failed: Annotated[bool, typer.Option(help="With --visual: also retry assets whose pixels failed before.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Index files: new and changed ones are extracted and embedded, unchanged ones skipped."""
+    paths = paths or []
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
-    from cgchat.ingest.pipeline import Ingestor
-    from cgchat.models.text_encoder import get_text_encoder
+    if not paths and visual is not True:
+        raise _fail("give folders or files to index (or --visual to fill in visual embeddings)", EXIT_USAGE)
+    from cgchat.models.clip_encoder import ClipNotInstalled, get_clip_encoder
 
+    try:
+        clip = get_clip_encoder() if visual is not False else None
+    except ClipNotInstalled as exc:
+        if visual:
+            raise _fail(f"--visual needs a CLIP model: {exc}", EXIT_USAGE) from exc
+        clip = None
     conn = _connection()
-    with conn, _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        report = Ingestor(conn, get_text_encoder(), progress).run(paths, prune=prune)
+    summary: dict = {}
+    exit_code = 0
+    with conn:
+        if visual is not True:
+            from cgchat.ingest.pipeline import Ingestor
+            from cgchat.models.text_encoder import get_text_encoder
+
+            with _progress("indexing", enabled=not as_json and sys.stderr.isatty()) as progress:
+                report = Ingestor(conn, get_text_encoder(), progress).run(paths, prune=prune)
+            summary, exit_code = report.as_dict(), report.exit_code
+            if not as_json:
+                _print_report(report)
+        if clip is not None:
+            from cgchat.ingest.visual import VisualIndexer
+
+            with _progress("embedding pictures", enabled=not as_json and sys.stderr.isatty()) as progress:
+                visual_report = VisualIndexer(conn, clip, progress).run(paths or None, retry_failed=retry_failed)
+            summary["visual"] = visual_report.as_dict()
+            exit_code = max(exit_code, 1 if visual_report.failed else 0)
+            if not as_json:
+                _print_visual_report(visual_report)
+        elif visual is None:
+            waiting = _pending_visual(conn, paths)
+            summary["visual"] = {"model": None, "pending": waiting}
+            if waiting and not as_json:
+                err.print(f"{waiting} pictures wait for visual embeddings: install CLIP with "
+                          "`cgchat models install-clip SOURCE`, then run `cgchat ingest --visual`", highlight=False)
     if as_json:
-        out.print_json(json.dumps(report.as_dict()))
-    else:
-        _print_report(report)
-    raise typer.Exit(report.exit_code)
+        out.print_json(json.dumps(summary))
+    raise typer.Exit(exit_code)
+
+
+def _pending_visual(conn, paths: list[Path]) -> int:  # noqa: ANN001
+    from cgchat.ingest.visual import pending_count
+
+    return pending_count(conn, paths or None)
 
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for, in words or names.")],
-    mode: Annotated[Mode, typer.Option(help="Retrieval mode.")] = Mode.hybrid,
+    query: Annotated[str, typer.Argument(help="What to look for, in words or names.")] = "",
+    mode: Annotated[Mode, typer.Option(help="Retrieval mode (visual: CLIP, text→image).")] = Mode.hybrid,
+    image: Annotated[Optional[Path], typer.Option(help="A reference picture: find assets that look like it.")] = None,
+    like: Annotated[Optional[int], typer.Option(help="An indexed asset's id: find assets that look like it.")] = None,
     asset_type: Annotated[Optional[list[AssetType]], typer.Option("--type", help="Only these asset types.")] = None,
     engine: Annotated[Optional[list[str]], typer.Option(help="Render engine of .blend files: cycles, eevee, workbench.")] = None,
     resolution: Annotated[Optional[str], typer.Option(help="4k, 1080p, 720p... or WIDTHxHEIGHT.")] = None,
@@ -107,7 +153,14 @@ def search(
         asset_types=[t.value for t in asset_type or []], engines=engine or [], resolution=resolution, fps=fps,
         min_duration_s=min_duration, max_duration_s=max_duration, extensions=ext or [],
     )
-    request = SearchRequest(query=query, mode=mode.value, filters=filters, limit=limit, auto_filters=not literal)
+    picture = None
+    if image is not None:
+        try:
+            picture = image.read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read --image {image}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    request = SearchRequest(query=query, mode=mode.value, filters=filters, limit=limit, auto_filters=not literal,
+                            image=picture, like_asset_id=like)
     conn = _connection()
     with conn:
         try:
@@ -155,7 +208,7 @@ def serve(
         from cgchat.models.text_encoder import get_text_encoder
 
         conn = _connection()
-        with conn, _progress(enabled=sys.stderr.isatty()) as progress:
+        with conn, _progress("indexing", enabled=sys.stderr.isatty()) as progress:
             report = Ingestor(conn, get_text_encoder(), progress).run(ingest_path)
         _print_report(report)
     from cgchat.api.app import create_app
@@ -167,17 +220,23 @@ def serve(
 def models_install_clip(
     source: Annotated[str, typer.Argument(help="A Hugging Face CLIP folder (or hub id where internet exists).")],
     model_id: Annotated[Optional[str], typer.Option(help="Id stored with every visual embedding.")] = None,
+    skip_zero_shot: Annotated[bool, typer.Option(help="Install even if the zero-shot check fails (test models).")] = False,
 ) -> None:
-    """Convert a CLIP checkpoint to ONNX under CGCHAT_HOME (one-time; needs torch + transformers)."""
+    """Convert a CLIP checkpoint to ONNX under CGCHAT_HOME (one-time; needs torch + transformers).
+
+    The result is verified against the checkpoint and by a zero-shot check (it must name the colour
+    of rendered discs). Assets indexed before are embedded by `cgchat ingest --visual` or, while
+    `cgchat serve` runs, in the background; a different model than before re-embeds everything.
+    """
     from cgchat.models.clip_install import ClipInstallError, install_clip
     from cgchat.settings import get_settings
 
     target = get_settings().clip_dir()
     try:
-        installed = install_clip(source, target, model_id)
+        installed = install_clip(source, target, model_id, zero_shot=not skip_zero_shot)
     except ClipInstallError as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
-    out.print(f"CLIP installed in {installed}")
+    out.print(f"CLIP installed in {installed}; embed your library with: cgchat ingest --visual", highlight=False)
 
 
 @models_app.command("status")
@@ -234,8 +293,8 @@ def db_stats() -> None:
     out.print(table)
 
 
-def _progress(enabled: bool):  # noqa: ANN202
-    """A rich progress bar fed by the ingest pipeline's callback (a no-op when not a terminal)."""
+def _progress(label: str, enabled: bool):  # noqa: ANN202
+    """A rich progress bar fed by the ingest pipelines' callback (a no-op when not a terminal)."""
     from contextlib import contextmanager
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -246,16 +305,16 @@ def _progress(enabled: bool):  # noqa: ANN202
             yield None
             return
         with Progress(
-            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             TextColumn("{task.fields[name]}"), console=err, transient=True,
         ) as bar:
             task = bar.add_task("ingest", total=None, name="")
 
-            def update(path: Path | None, total: int | None) -> None:
+            def update(path: Path | str | None, total: int | None) -> None:
                 if total is not None:
                     bar.reset(task, total=total, name="")
                 if path is not None:
-                    bar.update(task, advance=1, name=path.name[:40])
+                    bar.update(task, advance=1, name=Path(path).name[:40])
 
             yield update
 
@@ -273,15 +332,26 @@ def _print_report(report) -> None:  # noqa: ANN001
         err.print(f"  [yellow]skipped[/yellow] {skipped.path}: {skipped.reason}", highlight=False)
 
 
+def _print_visual_report(report) -> None:  # noqa: ANN001
+    err.print(
+        f"visual ({report.model}): embedded {report.embedded} assets ({report.pictures} pictures) · "
+        f"re-embedding {report.marked_stale} from another model · failed {len(report.failed)} · "
+        f"pending {report.remaining} · {report.seconds:.1f}s",
+        highlight=False,
+    )
+    for failure in report.failed:
+        err.print(f"  [yellow]no visual embedding[/yellow] {failure.path}: {failure.reason}", highlight=False)
+
+
 def _print_results(response) -> None:  # noqa: ANN001
     if response.filters.as_dict():
         err.print(f"[dim]filters: {json.dumps(response.filters.as_dict())}[/dim]", highlight=False)
     if not response.results:
         err.print("no results")
         return
-    table = Table("#", "score", "type", "name", "matched by", "path", show_lines=False)
+    table = Table("#", "score", "type", "name", "matched by", "at", "path", show_lines=False)
     for n, r in enumerate(response.results, 1):
-        table.add_row(str(n), f"{r.score:.4f}", r.type, r.name, "+".join(r.matched_by), r.path)
+        table.add_row(str(n), f"{r.score:.4f}", r.type, r.name, "+".join(r.matched_by), r.timecode or "", r.path)
     out.print(table)
 
 

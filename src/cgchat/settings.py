@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     clip_model_dir: Path | None = Field(
         default=None, description="Installed CLIP (cgchat models install-clip). Unset: CGCHAT_HOME/models/clip."
     )
+    video_keyframe_interval_s: float = Field(
+        default=2.0, gt=0, le=3600, description="One CLIP keyframe per this many seconds of video (at least one)."
+    )
+    video_max_keyframes: int = Field(default=16, ge=1, le=256, description="Keyframes per video at most.")
+    visual_backfill: bool = Field(
+        default=True, description="The API server embeds pending/stale visual assets in a background thread "
+        "while a CLIP model is installed (turn off on Lambda: ingestion workers do it there).",
+    )
+    visual_backfill_poll_s: float = Field(default=30.0, gt=0, le=86400, description="How often the backfill looks "
+                                          "for new pending assets once it has caught up.")
 
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     rrf_k: int = Field(default=60, ge=1, le=1000)

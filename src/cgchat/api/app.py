@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,8 +25,10 @@ from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
 from cgchat.db import database_url, migrate
 from cgchat.db.connection import configure
 from cgchat.db.embedded import release_embedded
+from cgchat.ingest.backfill import VisualBackfill
+from cgchat.models.clip_encoder import ClipNotInstalled, get_clip_encoder
 from cgchat.models.text_encoder import get_text_encoder
-from cgchat.search import Filters, SearchRequest, search
+from cgchat.search import Filters, SearchError, SearchRequest, search
 from cgchat.services.s3 import S3Files
 from cgchat.settings import Settings, get_settings
 
@@ -57,9 +61,13 @@ def create_app() -> FastAPI:
                                app.state.settings.s3_presign_seconds)
         app.state.chat = ChatPipeline(pool.connection, make_provider(app.state.settings), app.state.sessions)
         get_text_encoder()  # load now, so the first request doesn't pay for it
+        backfill = VisualBackfill(pool.connection, app.state.settings.visual_backfill_poll_s).start() \
+            if app.state.settings.visual_backfill else None
         try:
             yield
         finally:
+            if backfill is not None:
+                backfill.stop()
             pool.close()
             release_embedded()
 
@@ -76,9 +84,9 @@ def create_app() -> FastAPI:
         try:
             with request.app.state.pool.connection(timeout=2) as conn:
                 assets = conn.execute("SELECT count(*) AS n FROM files WHERE status = 'indexed'").fetchone()["n"]
-            return Health(status="ok", database=True, assets=assets, text_model=model)
+            return Health(status="ok", database=True, assets=assets, text_model=model, visual_model=_visual_model())
         except (PoolTimeout, psycopg.Error):
-            return Health(status="degraded", database=False, text_model=model)
+            return Health(status="degraded", database=False, text_model=model, visual_model=_visual_model())
 
     @app.get("/v1/config")
     def config(request: Request) -> dict[str, object]:
@@ -95,7 +103,9 @@ def create_app() -> FastAPI:
             else "Cognito access tokens required (Authorization: Bearer ...)",
             "session_store": settings.session_store,
             "database": "external" if settings.database_url else "embedded",
-            "search_modes": ["hybrid", "semantic", "keyword"],
+            "search_modes": ["hybrid", "semantic", "keyword"] + (["visual"] if _visual_model() else []),
+            "visual_model": _visual_model(),
+            "visual_install": None if _visual_model() else "cgchat models install-clip SOURCE",
             "chat_top_k": settings.chat_top_k,
         }
 
@@ -107,11 +117,31 @@ def create_app() -> FastAPI:
             min_duration_s=body.min_duration_s, max_duration_s=body.max_duration_s,
             extensions=list(body.extension or []),
         )
-        request = SearchRequest(body.query, body.mode, filters, body.limit, body.auto_filters)
+        request = SearchRequest(body.query, body.mode, filters, body.limit, body.auto_filters,
+                                image=_decode_image(body.image_base64), like_asset_id=body.like_asset_id)
         response = search(conn, request)
         return SearchReply(
             query=response.query, mode=response.mode, filters=response.filters.as_dict(),
+            retrievers=response.retrievers, visual_model=response.visual_model,
             results=[r.as_dict() for r in response.results],
         )
 
     return app
+
+
+def _visual_model() -> str | None:
+    try:
+        return get_clip_encoder().model_id
+    except ClipNotInstalled:
+        return None
+
+
+def _decode_image(data: str | None) -> bytes | None:
+    """A base64 picture (optionally a data: URL, as browsers produce) to bytes."""
+    if data is None:
+        return None
+    payload = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SearchError(f"image_base64 is not valid base64: {exc}") from exc

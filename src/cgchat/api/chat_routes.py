@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
@@ -151,19 +150,27 @@ def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = D
 
 
 @router.get("/v1/assets/{asset_id}/thumbnail")
-def get_asset_thumbnail(asset_id: int, request: Request, conn: psycopg.Connection = Depends(db_connection)) -> Response:
-    """A stored preview (.blend), a 256 px PNG of a local image, or for an image in S3 a presigned URL."""
+def get_asset_thumbnail(
+    asset_id: int, request: Request, t: float | None = Query(default=None, ge=0, le=1e7, description="Video: seconds."),
+    conn: psycopg.Connection = Depends(db_connection),
+) -> Response:
+    """A stored preview (.blend), or a 256 px JPEG made from the local file: an image (EXR tone-mapped) or
+    a video frame (at ``t`` seconds, default the middle); an image in S3 gets a presigned URL."""
     row = _asset(conn, asset_id)
     thumb = conn.execute("SELECT data, mime_type FROM thumbnails WHERE file_id = %s", (asset_id,)).fetchone()
-    if thumb:
-        return Response(bytes(thumb["data"]), media_type=thumb["mime_type"], headers={"Cache-Control": "max-age=3600"})
+    if thumb and t is None:
+        return Response(bytes(thumb["data"]), media_type=thumb["mime_type"], headers=_THUMB_CACHE)
     if row["path"].startswith("s3://") and row["asset_type"] == "image" and row["extension"] != "exr":
         return RedirectResponse(request.app.state.s3.presigned_get(row["path"], row["name"]), status_code=302)
-    if row["asset_type"] == "image" and row["extension"] != "exr":
-        png = _image_thumbnail(Path(row["path"]))
-        if png:
-            return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    if row["asset_type"] in ("image", "video") and not row["path"].startswith("s3://"):
+        duration = (row["metadata_json"].get("video") or {}).get("duration_s")
+        jpeg = _local_thumbnail(Path(row["path"]), row["asset_type"], duration, t)
+        if jpeg:
+            return Response(jpeg, media_type="image/jpeg", headers=_THUMB_CACHE)
     raise HTTPException(404, f"asset {asset_id} has no thumbnail")
+
+
+_THUMB_CACHE = {"Cache-Control": "max-age=3600"}
 
 
 def _asset(conn: psycopg.Connection, asset_id: int) -> dict[str, Any]:
@@ -177,15 +184,14 @@ def _asset(conn: psycopg.Connection, asset_id: int) -> dict[str, Any]:
     return row
 
 
-def _image_thumbnail(path: Path, size: int = 256) -> bytes | None:
-    from PIL import Image
+def _local_thumbnail(path: Path, asset_type: str, duration: float | None, t: float | None) -> bytes | None:
+    from cgchat.ingest.extractors.base import ExtractionError
+    from cgchat.ingest.pictures import load_frames, load_image, thumbnail_jpeg
 
     try:
-        with Image.open(path) as im:
-            im.thumbnail((size, size))
-            out = io.BytesIO()
-            im.convert("RGBA" if "A" in im.getbands() else "RGB").save(out, "PNG")
-            return out.getvalue()
-    except (OSError, ValueError, Image.DecompressionBombError):
+        if asset_type == "video":
+            at = t if t is not None else (duration or 0) / 2
+            return thumbnail_jpeg(load_frames(path, [at])[0].image)
+        return thumbnail_jpeg(load_image(path))
+    except (ExtractionError, OSError, ValueError):
         return None
-

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cgchat.db import DatabaseUnavailable
-from cgchat.search import SearchError
+from cgchat.search import SearchError, VisualModelMissing
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SearchError)
     async def _bad_search(_: Request, exc: SearchError) -> JSONResponse:
         return error_response(400, "invalid_search", str(exc))
+
+    @app.exception_handler(VisualModelMissing)
+    async def _no_visual_model(_: Request, exc: VisualModelMissing) -> JSONResponse:
+        return error_response(503, "visual_model_not_installed", str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
     async def _db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:

@@ -33,6 +33,7 @@ from cgchat.chat.providers.base import (
 from cgchat.chat.rewrite import standalone_query
 from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory, StoredMessage
 from cgchat.search import SearchRequest, search
+from cgchat.search.query_parser import is_visual_question
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,10 @@ class ChatPipeline:
             session_id = sessions.open(turn.owner, turn.session_id, turn.question)
             history = sessions.history(turn.owner, session_id)
             query = standalone_query(turn.question, [m.standalone_query for m in history if m.standalone_query])
-            response = search(conn, SearchRequest(query, limit=turn.top_k))
+            # Appearance questions also search pictures (CLIP, when installed); others stay on text retrievers,
+            # where CLIP's text→image similarity would only add noise to "which files use Cycles?".
+            visual = is_visual_question(turn.question) or is_visual_question(query)
+            response = search(conn, SearchRequest(query, limit=turn.top_k, use_visual=visual))
         return Prepared(turn, session_id, history, query, response)
 
     def stream(self, prepared: Prepared) -> Iterator[sm.StreamEvent]:
@@ -89,7 +93,8 @@ class ChatPipeline:
             prepared.turn, prepared.session_id, prepared.history, prepared.query, prepared.response)
         message_id = str(uuid.uuid4())
         yield sm.Meta(request_id=turn.request_id or str(uuid.uuid4()), session_id=session_id, message_id=message_id,
-                      provider=self.provider.name, model=self.provider.model, standalone_query=query)
+                      provider=self.provider.name, model=self.provider.model, standalone_query=query,
+                      retrievers=response.retrievers)
         sources = [_source(n, r) for n, r in enumerate(response.results, 1)]
         yield sm.Sources(sources=sources)
 
@@ -163,11 +168,16 @@ def _tokens(pieces: Iterator[str | Cited], answer: list[str]) -> Iterator[sm.Str
 def _source(n: int, result: Any) -> sm.Source:
     return sm.Source(
         n=n, asset_id=result.id, path=result.path, name=result.name, type=result.type,
-        thumbnail_url=f"/v1/assets/{result.id}/thumbnail" if _has_thumbnail(result) else None,
-        score=result.score, matched_by=result.matched_by, snippet=result.description[:240],
+        thumbnail_url=_thumbnail_url(result), score=result.score, matched_by=result.matched_by,
+        snippet=result.description[:240], time_s=result.time_s, timecode=result.timecode,
     )
 
 
-def _has_thumbnail(result: Any) -> bool:
-    meta = result.metadata or {}
-    return bool((meta.get("blend") or {}).get("has_preview")) or (result.type == "image" and "image" in meta)
+def _thumbnail_url(result: Any) -> str | None:
+    """Images and videos always have one (a video's at the matching keyframe); .blend files when saved with a preview."""
+    url = f"/v1/assets/{result.id}/thumbnail"
+    if result.type == "video":
+        return url + (f"?t={result.time_s:g}" if result.time_s is not None else "")
+    if result.type == "image" or ((result.metadata or {}).get("blend") or {}).get("has_preview"):
+        return url
+    return None

@@ -20,6 +20,7 @@ class Meta(BaseModel):
     provider: str
     model: str
     standalone_query: str
+    retrievers: list[str] = []  # which searched: semantic, keyword, visual (appearance questions, CLIP installed)
 
 
 class Source(BaseModel):
@@ -32,6 +33,8 @@ class Source(BaseModel):
     score: float
     matched_by: list[str]
     snippet: str
+    time_s: float | None = None  # a video matched visually: the keyframe's time
+    timecode: str | None = None
 
 
 class Sources(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-_TABLES = ("files", "images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies", "chat_sessions",
-           "chat_messages", "schema_migrations")
+# Reading order; any other table a migration adds is listed after these (none can be left out).
+_TABLES = ("files", "images", "videos", "video_keyframes", "blend_files", "models_3d", "thumbnails", "dependencies",
+           "chat_sessions", "chat_messages", "schema_migrations")
 
 
 def render(url: str) -> str:
@@ -18,7 +19,9 @@ def render(url: str) -> str:
         "",
     ]
     with psycopg.connect(url) as conn:
-        for table in _TABLES:
+        present = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        ordered = [t for t in _TABLES if t in present] + sorted(t for t in present if t not in _TABLES)
+        for table in ordered:
             lines += [f"## `{table}`", "", "| column | type | null | default |", "|---|---|---|---|"]
             for name, typ, nullable, default in conn.execute(_COLUMNS, (table,)):
                 lines.append(f"| `{name}` | `{typ}` | {'yes' if nullable else 'no'} | {f'`{default}`' if default else ''} |")

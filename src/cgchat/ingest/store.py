@@ -62,7 +62,10 @@ def write_asset(
     name_trigrams: list[str],
 ) -> int:
     """Insert or update the asset at ``facts.path``; returns its id. Commits on success."""
+    visual_status = visual_status_of(facts.asset_type, extraction)
     metadata = clean({**extraction.metadata, "path_info": description.path_info})
+    if visual_status == "no_picture":
+        metadata["visual"] = NO_PREVIEW_NOTE
     with conn.transaction():
         file_id = conn.execute(_UPSERT_FILE, {
             **_facts_dict(facts),
@@ -76,6 +79,7 @@ def write_asset(
             "body_text": clean(description.body_text),
             "name_trigrams": name_trigrams,
             "tokens": description.tokens,
+            "visual_status": visual_status,
         }).fetchone()["id"]
         conn.execute(_DELETE_CHILD_ROWS, {"id": file_id})  # the type may have changed: clear them all
         _write_type_row(conn, file_id, facts.asset_type, extraction.type_row)
@@ -83,6 +87,22 @@ def write_asset(
         if extraction.thumbnail_png:
             _write_thumbnail(conn, file_id, extraction.thumbnail_png)
     return file_id
+
+
+NO_PREVIEW_NOTE = (
+    "no preview thumbnail in this .blend, so it has no visual embedding; re-save it with "
+    "Preferences > Save & Load > Save Preview Images enabled"
+)
+
+
+def visual_status_of(asset_type: str, extraction: Extraction) -> str | None:
+    """'pending' for assets with a picture CLIP can embed (the visual pass fills them in), else None
+    (or 'no_picture' for a .blend saved without its preview)."""
+    if asset_type in ("image", "video"):
+        return "pending"
+    if asset_type == "blend":
+        return "pending" if extraction.thumbnail_png else "no_picture"
+    return None
 
 
 def touch(conn: psycopg.Connection, path: str, mtime_ns: int) -> None:
@@ -171,27 +191,30 @@ def _basename(raw_path: str) -> str:
 _DELETE_CHILD_ROWS = sql.SQL("WITH {} SELECT 1").format(
     sql.SQL(", ").join(
         sql.SQL("{} AS (DELETE FROM {} WHERE file_id = %(id)s)").format(sql.Identifier(f"d{n}"), sql.Identifier(table))
-        for n, table in enumerate(("images", "videos", "blend_files", "models_3d", "thumbnails", "dependencies"))
+        for n, table in enumerate(
+            ("images", "videos", "video_keyframes", "blend_files", "models_3d", "thumbnails", "dependencies")
+        )
     )
 )
 
 _UPSERT_FILE = """
 INSERT INTO files (path, name, extension, size_bytes, mtime_ns, sha256, mime_type, asset_type, status,
                    description, metadata_json, metadata_embedding, embedding_model, search_tsv,
-                   name_trigrams, tokens, indexed_at, missing_since)
+                   name_trigrams, tokens, visual_status, indexed_at, missing_since)
 VALUES (%(path)s, %(name)s, %(extension)s, %(size_bytes)s, %(mtime_ns)s, %(sha256)s, %(mime_type)s,
         %(asset_type)s, 'indexed', %(description)s, %(metadata)s, %(embedding)s, %(embedding_model)s,
         setweight(to_tsvector('english', %(name_text)s), 'A')
           || setweight(to_tsvector('english', %(path_text)s), 'B')
           || setweight(to_tsvector('english', %(meta_text)s), 'C')
           || setweight(to_tsvector('english', left(%(body_text)s, 20000)), 'D'),
-        %(name_trigrams)s, %(tokens)s, now(), NULL)
+        %(name_trigrams)s, %(tokens)s, %(visual_status)s, now(), NULL)
 ON CONFLICT (path) DO UPDATE SET
     name = EXCLUDED.name, extension = EXCLUDED.extension, size_bytes = EXCLUDED.size_bytes,
     mtime_ns = EXCLUDED.mtime_ns, sha256 = EXCLUDED.sha256, mime_type = EXCLUDED.mime_type,
     asset_type = EXCLUDED.asset_type, status = 'indexed', description = EXCLUDED.description,
     metadata_json = EXCLUDED.metadata_json, metadata_embedding = EXCLUDED.metadata_embedding,
     embedding_model = EXCLUDED.embedding_model, search_tsv = EXCLUDED.search_tsv,
-    name_trigrams = EXCLUDED.name_trigrams, tokens = EXCLUDED.tokens, indexed_at = now(), missing_since = NULL
+    name_trigrams = EXCLUDED.name_trigrams, tokens = EXCLUDED.tokens, visual_status = EXCLUDED.visual_status,
+    indexed_at = now(), missing_since = NULL
 RETURNING id
 """

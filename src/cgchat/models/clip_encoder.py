@@ -27,6 +27,39 @@ class ClipNotInstalled(RuntimeError):
     """The CLIP model directory is missing or incomplete."""
 
 
+_cache: dict[tuple[str, int], ClipEncoder] = {}
+_cache_lock = threading.Lock()
+
+
+def get_clip_encoder(model_dir: Path | None = None) -> ClipEncoder:
+    """The installed CLIP, loaded once per process; raises ClipNotInstalled.
+
+    Keyed on the manifest's mtime as well as the folder, so a long-running server picks up a model
+    installed (or switched) after it started without a restart."""
+    from cgchat.settings import get_settings
+
+    folder = Path(model_dir or get_settings().clip_dir()).expanduser()
+    try:
+        stamp = (folder / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = (str(folder), stamp)
+    with _cache_lock:
+        if key not in _cache:
+            encoder = ClipEncoder(folder)  # raises ClipNotInstalled
+            _cache.clear()
+            _cache[key] = encoder
+        return _cache[key]
+
+
+def clip_installed(model_dir: Path | None = None) -> bool:
+    try:
+        get_clip_encoder(model_dir)
+    except ClipNotInstalled:
+        return False
+    return True
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.clip(norms, 1e-12, None)).astype(np.float32)
@@ -72,6 +105,18 @@ class ClipEncoder:
         for start in range(0, len(images), batch_size):
             pixels = preprocess(images[start : start + batch_size], self.image_size)
             out[start : start + len(pixels)] = self._vision.run(["image_embeds"], {"pixel_values": pixels})[0]
+        return _normalise(out)
+
+    def encode_pixels(self, pixels: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Like encode_images, for images already preprocessed (``preprocess``: (N, 3, S, S) float32).
+
+        Ingest preprocesses each picture as soon as it is decoded, so a batch holds 600 KB per
+        picture instead of the decoded frames."""
+        batch_size = batch_size or self.batch_size
+        out = np.empty((len(pixels), self.dim), dtype=np.float32)
+        for start in range(0, len(pixels), batch_size):
+            chunk = np.ascontiguousarray(pixels[start : start + batch_size], dtype=np.float32)
+            out[start : start + len(chunk)] = self._vision.run(["image_embeds"], {"pixel_values": chunk})[0]
         return _normalise(out)
 
     def encode_texts(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:

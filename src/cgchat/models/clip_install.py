@@ -64,12 +64,15 @@ def _pad_id(tokenizer, text_config) -> int:
 
 
 def export_clip_to_onnx(
-    model: Any, out_dir: Path, model_id: str, tokenizer: Any = None, *, verify: bool = True
+    model: Any, out_dir: Path, model_id: str, tokenizer: Any = None, *, verify: bool = True, zero_shot: bool = True
 ) -> Path:
     """Export ``model`` (a transformers CLIPModel) into ``out_dir``; return ``out_dir``.
 
     ``tokenizer``: a CLIPTokenizerFast / tokenizers.Tokenizer / path to tokenizer.json; None means
     ``out_dir/tokenizer.json`` is already there (saved alongside by the caller).
+    ``verify``: the ONNX graphs must agree with torch; ``zero_shot``: the installed pipeline
+    (our preprocessing, tokenizer, ONNX) must name the colours of rendered pictures (zero_shot_check).
+    Either failing raises and leaves ``out_dir`` as it was.
     """
     import torch
 
@@ -124,6 +127,8 @@ def export_clip_to_onnx(
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if verify:
             verify_export(model, tmp)
+        if zero_shot:
+            zero_shot_check(tmp)
         if out_dir.exists():
             for name in REQUIRED_FILES:
                 (out_dir / name).unlink(missing_ok=True)
@@ -171,6 +176,48 @@ def verify_export(model: Any, model_dir: Path, *, batch: int = 3, seq: int = 9, 
     return diffs
 
 
+ZERO_SHOT_COLOURS = {
+    "red": (214, 39, 40), "green": (44, 160, 44), "blue": (31, 80, 220), "yellow": (250, 220, 30),
+}
+
+
+def probe_images() -> dict[str, Any]:
+    """One picture per colour of ZERO_SHOT_COLOURS: a filled disc on a light grey background."""
+    from PIL import Image, ImageDraw
+
+    pictures = {}
+    for name, rgb in ZERO_SHOT_COLOURS.items():
+        image = Image.new("RGB", (256, 256), (235, 235, 235))
+        ImageDraw.Draw(image).ellipse((40, 40, 216, 216), fill=rgb)
+        pictures[name] = image
+    return pictures
+
+
+def zero_shot_check(model_dir: Path) -> dict[str, str]:
+    """Classify rendered coloured discs against "a photo of a COLOUR circle" with the installed files.
+
+    A trained CLIP gets every one right; random weights, a broken export, wrong preprocessing or a
+    mismatched tokenizer do not. Returns {colour: predicted}; raises ClipInstallError on any miss.
+    """
+    from cgchat.models.clip_encoder import ClipEncoder
+
+    encoder = ClipEncoder(Path(model_dir))
+    pictures = probe_images()
+    names = list(pictures)
+    image_vectors = encoder.encode_images([pictures[n] for n in names])
+    text_vectors = encoder.encode_texts([f"a photo of a {n} circle." for n in names])
+    predicted = {name: names[int(np.argmax(text_vectors @ vector))] for name, vector in zip(names, image_vectors)}
+    wrong = {k: v for k, v in predicted.items() if k != v}
+    if wrong:
+        detail = ", ".join(f"a {k} disc as {v!r}" for k, v in wrong.items())
+        raise ClipInstallError(
+            f"zero-shot check failed: the converted model labels {detail}. The checkpoint is not a trained "
+            "CLIP, or its tokenizer does not belong to it; nothing was installed. (--skip-zero-shot installs "
+            "it anyway, e.g. a test model.)"
+        )
+    return predicted
+
+
 class _VisionWrapper:
     @staticmethod
     def create(model):
@@ -209,7 +256,7 @@ class ClipInstallError(RuntimeError):
     """The source cannot be installed; the message says what to fix."""
 
 
-def install_clip(source: str, target: Path, model_id: str | None = None) -> Path:
+def install_clip(source: str, target: Path, model_id: str | None = None, *, zero_shot: bool = True) -> Path:
     """Convert a Hugging Face CLIP checkpoint (a local folder, or a hub id where internet exists) into
     ``target`` and verify it. Needs torch + transformers for this one-time step only."""
     try:
@@ -229,7 +276,7 @@ def install_clip(source: str, target: Path, model_id: str | None = None) -> Path
             "weights (e.g. a download of openai/clip-vit-base-patch32), or a hub id where internet exists."
         ) from exc
     tokenizer: Any = local / TOKENIZER if (local / TOKENIZER).is_file() else _hub_tokenizer(source)
-    return export_clip_to_onnx(model, target, model_id or _model_id(source, local), tokenizer)
+    return export_clip_to_onnx(model, target, model_id or _model_id(source, local), tokenizer, zero_shot=zero_shot)
 
 
 def _hub_tokenizer(source: str) -> Any:

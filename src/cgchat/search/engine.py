@@ -1,8 +1,10 @@
 """Search: one query, one SQL round trip, results that say which retrievers found them and why.
 
-Hybrid fuses semantic and keyword candidates with reciprocal rank fusion (RRF): each list
-contributes 1 / (k + rank), so an asset both retrievers like rises above one only one likes,
-without having to calibrate cosine similarities against text-rank scores.
+Hybrid fuses semantic, keyword and (when a CLIP model is installed) visual candidates with
+reciprocal rank fusion (RRF): each list contributes 1 / (k + rank), so an asset several retrievers
+like rises above one only one likes, without having to calibrate cosine similarities against
+text-rank scores. A query may be words, a picture (image→image), an indexed asset ("more like
+this"), or words plus a picture: the words go to the text retrievers, the picture to the visual one.
 """
 
 from __future__ import annotations
@@ -17,10 +19,26 @@ from cgchat.models.text_encoder import TextEncoder, get_text_encoder
 from cgchat.search import filters as filters_mod
 from cgchat.search.filters import Filters
 from cgchat.search.query_parser import parse_filters
-from cgchat.search.retrievers import keyword_cte, keyword_params, semantic_cte, semantic_params
+from cgchat.search.retrievers import (
+    keyword_cte,
+    keyword_params,
+    semantic_cte,
+    semantic_params,
+    visual_cte,
+    visual_params,
+)
+from cgchat.search.visual_query import (
+    VisualQueryError,
+    VisualUnavailable,
+    asset_vector,
+    image_vector,
+    text_vector,
+    visual_encoder,
+)
 from cgchat.settings import get_settings
 
-MODES = ("hybrid", "semantic", "keyword")
+MODES = ("hybrid", "semantic", "keyword", "visual")
+_ALIASES = {"semantic": "sem", "keyword": "kw", "visual": "vis"}
 MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 200
 
@@ -29,13 +47,20 @@ class SearchError(ValueError):
     """The request cannot be searched as given; the message says what to change."""
 
 
+class VisualModelMissing(SearchError):
+    """Visual search was asked for and no CLIP model is installed; the message names the install command."""
+
+
 @dataclass(slots=True)
 class SearchRequest:
-    query: str
+    query: str = ""
     mode: str = "hybrid"
     filters: Filters = field(default_factory=Filters)
     limit: int = 10
     auto_filters: bool = True  # also apply filters understood from the query's words
+    image: bytes | None = None  # an encoded picture: image→image
+    like_asset_id: int | None = None  # an indexed asset: "more like this"
+    use_visual: bool = True  # hybrid: fuse the visual retriever in when a model is installed
 
 
 @dataclass(slots=True)
@@ -53,13 +78,23 @@ class SearchResult:
     size_bytes: int
     status: str
     description: str
+    time_s: float | None = None  # video hits: the keyframe that matched visually
+
+    @property
+    def timecode(self) -> str | None:
+        if self.time_s is None:
+            return None
+        minutes, seconds = divmod(self.time_s, 60)
+        hours, minutes = divmod(int(minutes), 60)
+        return f"{hours:02d}:{minutes:02d}:{seconds:06.3f}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "path": self.path, "name": self.name, "type": self.type, "score": self.score,
             "matched_by": self.matched_by, "scores": self.scores, "ranks": self.ranks,
             "extension": self.extension, "size_bytes": self.size_bytes, "status": self.status,
-            "description": self.description, "metadata": self.metadata,
+            "description": self.description, "metadata": self.metadata, "time_s": self.time_s,
+            "timecode": self.timecode,
         }
 
 
@@ -69,12 +104,14 @@ class SearchResponse:
     mode: str
     filters: Filters
     results: list[SearchResult]
+    retrievers: list[str] = field(default_factory=list)  # which ran (hybrid leaves visual out without a model)
+    visual_model: str | None = None
 
 
 def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncoder | None = None) -> SearchResponse:
-    """Run a search; raises SearchError for bad requests."""
+    """Run a search; raises SearchError for bad requests (VisualModelMissing when visual needs a model)."""
     query = _validate(request)
-    applied = parse_filters(query).merged(request.filters) if request.auto_filters else request.filters
+    applied = parse_filters(query).merged(request.filters) if request.auto_filters and query else request.filters
     try:
         filters_mod.validate(applied)
     except ValueError as exc:
@@ -84,28 +121,64 @@ def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncode
     k = max(settings.search_candidates, request.limit)
     params.update(k=k, limit=request.limit, rrf_k=settings.rrf_k)
     ctes: list[tuple[str, sql.Composable]] = []
-    if request.mode in ("hybrid", "semantic"):
+    text_mode = request.mode in ("hybrid", "semantic", "keyword") and query
+    if text_mode and request.mode in ("hybrid", "semantic"):
         encoder = encoder or get_text_encoder()
         params.update(semantic_params(encoder.encode_one(query), encoder.model_id))
         ctes.append(("semantic", semantic_cte(where)))
-    if request.mode in ("hybrid", "keyword"):
+    if text_mode and request.mode in ("hybrid", "keyword"):
         params.update(keyword_params(query))
         ctes.append(("keyword", keyword_cte(where)))
+    visual_model = _add_visual(conn, request, query, where, params, ctes)
     rows = conn.execute(_fused_query(ctes), params).fetchall()
     conn.commit()
-    return SearchResponse(query, request.mode, applied, [_result(row, request.mode) for row in rows])
+    mode = request.mode if len(ctes) > 1 or request.mode != "hybrid" else ctes[0][0]
+    return SearchResponse(query, mode, applied, [_result(row, mode) for row in rows],
+                          retrievers=[name for name, _ in ctes], visual_model=visual_model)
+
+
+def _add_visual(conn: psycopg.Connection, request: SearchRequest, query: str, where: sql.Composable,
+                params: dict[str, Any], ctes: list[tuple[str, sql.Composable]]) -> str | None:
+    """Add the visual retriever when asked for (mode visual, or a picture) or when hybrid can use it."""
+    picture = request.image is not None or request.like_asset_id is not None
+    required = request.mode == "visual" or picture
+    if not required and not (request.mode == "hybrid" and request.use_visual):
+        return None
+    try:
+        clip = visual_encoder()
+    except VisualUnavailable as exc:
+        if required:
+            raise VisualModelMissing(str(exc)) from exc
+        return None  # hybrid without a model: text retrievers only
+    try:
+        if request.image is not None:
+            vector = image_vector(clip, request.image)
+        elif request.like_asset_id is not None:
+            vector = asset_vector(conn, clip, request.like_asset_id)
+        else:
+            vector = text_vector(clip, query)
+    except VisualQueryError as exc:
+        raise SearchError(str(exc)) from exc
+    params.update(visual_params(vector, clip.model_id))
+    ctes.append(("visual", visual_cte(where)))
+    return clip.model_id
 
 
 def _validate(request: SearchRequest) -> str:
     query = (request.query or "").strip()
-    if not query:
-        raise SearchError("query is empty; type some words to search for")
+    picture = request.image is not None or request.like_asset_id is not None
+    if request.mode not in MODES:
+        raise SearchError(f"unknown mode {request.mode!r}; use one of {', '.join(MODES)}")
+    if not query and not picture:
+        raise SearchError("query is empty; type some words to search for (or give a picture to match)")
+    if request.image is not None and request.like_asset_id is not None:
+        raise SearchError("give either an image or an asset to match, not both")
+    if picture and request.mode in ("semantic", "keyword"):
+        raise SearchError(f"mode {request.mode} searches words; use mode visual or hybrid with a picture")
     if len(query) > MAX_QUERY_CHARS:
         raise SearchError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
     if "\x00" in query:
         raise SearchError("query contains a NUL character")
-    if request.mode not in MODES:
-        raise SearchError(f"unknown mode {request.mode!r}; use one of {', '.join(MODES)}")
     if not 1 <= request.limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
     return query
@@ -113,8 +186,7 @@ def _validate(request: SearchRequest) -> str:
 
 def _fused_query(ctes: list[tuple[str, sql.Composable]]) -> sql.Composable:
     """Outer-join the retrievers' candidate lists and rank by RRF."""
-    names = {"semantic": "sem", "keyword": "kw"}
-    aliases = [names[n] for n, _ in ctes]
+    aliases = [_ALIASES[n] for n, _ in ctes]
     joined = sql.SQL(aliases[0])
     for alias in aliases[1:]:
         joined = sql.SQL("{} FULL JOIN {} USING (id)").format(joined, sql.SQL(alias))
@@ -127,6 +199,8 @@ def _fused_query(ctes: list[tuple[str, sql.Composable]]) -> sql.Composable:
     cols = sql.SQL(", ").join(
         sql.SQL("{a}.score AS {a}_score, {a}.rank AS {a}_rank").format(a=sql.SQL(a)) for a in aliases
     )
+    if "vis" in aliases:
+        cols = sql.SQL("{}, vis.time_s AS vis_time_s").format(cols)
     return sql.SQL(
         """WITH {ctes},
 fused AS (SELECT id, {cols}, {rrf} AS rrf FROM {joined})
@@ -141,7 +215,7 @@ LIMIT %(limit)s"""
 def _result(row: dict[str, Any], mode: str) -> SearchResult:
     scores: dict[str, float] = {}
     ranks: dict[str, int] = {}
-    for name, alias in (("semantic", "sem"), ("keyword", "kw")):
+    for name, alias in _ALIASES.items():
         if row.get(f"{alias}_rank") is not None:
             scores[name] = round(float(row[f"{alias}_score"]), 6)
             ranks[name] = int(row[f"{alias}_rank"])
@@ -150,5 +224,9 @@ def _result(row: dict[str, Any], mode: str) -> SearchResult:
         id=row["id"], path=row["path"], name=row["name"], type=row["asset_type"], score=round(score, 6),
         matched_by=list(scores), scores=scores, ranks=ranks, metadata=row["metadata_json"],
         extension=row["extension"], size_bytes=row["size_bytes"], status=row["status"],
-        description=row["description"],
+        description=row["description"], time_s=_time(row.get("vis_time_s")),
     )
+
+
+def _time(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)

@@ -65,3 +65,18 @@ def _normalise_resolution(m: re.Match[str]) -> str:
         return f"{int(m.group(2))}x{int(m.group(3))}"
     word = m.group(1).lower().replace(" ", "")
     return {"uhd": "4k", "fullhd": "1080p", "fhd": "1080p"}.get(word, word)
+
+
+# Questions about appearance: how something looks, its colours, lighting, mood or composition.
+_VISUAL_QUESTION = re.compile(
+    r"\b(looks?|looking|appearance|visually|resembl\w*|similar to|style|styled|colou?r(s|ed|ful)?"
+    r"|red|orange|yellow|green|blue|purple|pink|black|white|grey|gray|golden|dark|bright|moody|foggy|misty"
+    r"|night|dusk|dawn|sunset|sunrise|daylight|lit|lighting|glow\w*|silhouette\w*|close-?ups?|wide shots?"
+    r"|depict\w*|pictures? of|frames? (of|with|where)|shots? of|scenes? (of|with|where))\b",
+    re.I,
+)
+
+
+def is_visual_question(query: str) -> bool:
+    """Whether the question is about how assets look, so chat should also search pictures (CLIP)."""
+    return bool(_VISUAL_QUESTION.search(query))

@@ -85,3 +85,41 @@ def keyword_params(query: str) -> dict[str, Any]:
 
 def semantic_params(vector: np.ndarray, model_id: str) -> dict[str, Any]:
     return {"qvec": vector, "model": model_id}
+
+
+def visual_cte(where: sql.Composable) -> sql.Composable:
+    """Nearest pictures by CLIP cosine distance: images, .blend previews and video keyframes, each
+    through its own HNSW index, vectors of the installed model only. A video counts once, at its
+    best keyframe, whose time is returned so the hit can say where in the clip it matched."""
+    source = sql.SQL(
+        """(SELECT f.id, {vec} <=> %(vvec)s AS dist, {time} AS time_s
+     FROM {base} WHERE {where} AND {model} = %(vmodel)s
+     ORDER BY {vec} <=> %(vvec)s LIMIT {limit})"""
+    )
+    keyframes = sql.SQL("video_keyframes kf JOIN files f ON f.id = kf.file_id {joins}").format(joins=JOINS)
+    files = sql.SQL("files f {joins}").format(joins=JOINS)
+    parts = [
+        source.format(vec=sql.SQL("i.visual_embedding"), time=sql.SQL("NULL::float8"), base=files, where=where,
+                      model=sql.SQL("i.visual_model"), limit=sql.SQL("%(k)s")),
+        source.format(vec=sql.SQL("b.visual_embedding"), time=sql.SQL("NULL::float8"), base=files, where=where,
+                      model=sql.SQL("b.visual_model"), limit=sql.SQL("%(k)s")),
+        # Several keyframes of one clip may be near: fetch more, keep each video's best below.
+        source.format(vec=sql.SQL("kf.visual_embedding"), time=sql.SQL("kf.time_s"), base=keyframes, where=where,
+                      model=sql.SQL("kf.visual_model"), limit=sql.SQL("%(k)s * 4")),
+    ]
+    return sql.SQL(
+        """vis_hits AS (
+    {parts}
+),
+vis AS (
+    SELECT id, score, time_s, row_number() OVER (ORDER BY dist, id) AS rank FROM (
+        SELECT DISTINCT ON (id) id, dist, 1 - dist AS score, time_s FROM vis_hits ORDER BY id, dist
+    ) s
+    ORDER BY dist, id
+    LIMIT %(k)s
+)"""
+    ).format(parts=sql.SQL("\n    UNION ALL\n    ").join(parts))
+
+
+def visual_params(vector: np.ndarray, model_id: str) -> dict[str, Any]:
+    return {"vvec": vector, "vmodel": model_id}
