@@ -238,9 +238,13 @@ def test_a_video_frame_finds_its_clip_and_timecode(visual_conn):  # noqa: ANN001
 
 
 def test_more_like_this_asset(visual_conn):  # noqa: ANN001
-    asset = visual_conn.execute("SELECT id FROM files WHERE name = 'brick_albedo.png'").fetchone()["id"]
-    response = _search(visual_conn, like_asset_id=asset, mode="visual", limit=3)
-    assert response.results[0].id == asset and response.results[0].scores["visual"] > 0.9999
+    ids = {r["name"]: r["id"] for r in visual_conn.execute("SELECT id, name FROM files").fetchall()}
+    response = _search(visual_conn, like_asset_id=ids["forest_dusk_v002.jpg"], mode="visual", limit=5)
+    names = [r.name for r in response.results]
+    assert "forest_dusk_v002.jpg" not in names  # the asset itself is not "like" itself
+    assert names[0] == "forest_dusk_v002_cmyk.jpg" and response.results[0].scores["visual"] > 0.999  # its twin
+    video = _search(visual_conn, like_asset_id=ids["castle_turntable_v001.mov"], mode="visual", limit=50)
+    assert video.results and ids["castle_turntable_v001.mov"] not in {r.id for r in video.results}
     from cgchat.search import SearchError
 
     doc = visual_conn.execute("SELECT id FROM files WHERE asset_type = 'document' LIMIT 1").fetchone()["id"]

@@ -59,7 +59,7 @@ class SearchRequest:
     limit: int = 10
     auto_filters: bool = True  # also apply filters understood from the query's words
     image: bytes | None = None  # an encoded picture: image→image
-    like_asset_id: int | None = None  # an indexed asset: "more like this"
+    like_asset_id: int | None = None  # an indexed asset: "more like this" (itself left out of the results)
     use_visual: bool = True  # hybrid: fuse the visual retriever in when a model is installed
 
 
@@ -159,7 +159,7 @@ def _add_visual(conn: psycopg.Connection, request: SearchRequest, query: str, wh
             vector = text_vector(clip, query)
     except VisualQueryError as exc:
         raise SearchError(str(exc)) from exc
-    params.update(visual_params(vector, clip.model_id))
+    params.update(visual_params(vector, clip.model_id, request.like_asset_id))
     ctes.append(("visual", visual_cte(where)))
     return clip.model_id
 

@@ -93,7 +93,7 @@ def visual_cte(where: sql.Composable) -> sql.Composable:
     best keyframe, whose time is returned so the hit can say where in the clip it matched."""
     source = sql.SQL(
         """(SELECT f.id, {vec} <=> %(vvec)s AS dist, {time} AS time_s
-     FROM {base} WHERE {where} AND {model} = %(vmodel)s
+     FROM {base} WHERE {where} AND {model} = %(vmodel)s AND f.id IS DISTINCT FROM %(vexclude)s
      ORDER BY {vec} <=> %(vvec)s LIMIT {limit})"""
     )
     keyframes = sql.SQL("video_keyframes kf JOIN files f ON f.id = kf.file_id {joins}").format(joins=JOINS)
@@ -121,5 +121,6 @@ vis AS (
     ).format(parts=sql.SQL("\n    UNION ALL\n    ").join(parts))
 
 
-def visual_params(vector: np.ndarray, model_id: str) -> dict[str, Any]:
-    return {"vvec": vector, "vmodel": model_id}
+def visual_params(vector: np.ndarray, model_id: str, exclude_id: int | None = None) -> dict[str, Any]:
+    """``exclude_id``: "more like this" asset, left out of its own results."""
+    return {"vvec": vector, "vmodel": model_id, "vexclude": exclude_id}
