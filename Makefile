@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: serve test install install-test bench clean
+.PHONY: serve test install install-test bench clip clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cgchat needs Python 3.11, found " + sys.version' 
@@ -37,6 +37,14 @@ test: install-test
 
 bench: install-test
 	$(PY) bench/text_encoder.py
+
+# Visual search: convert CLIP weights to ONNX once. PyTorch + transformers are needed for this step
+# only (cgchat never imports them at run time). CLIP_SOURCE: a Hugging Face hub id (needs internet)
+# or a local folder with the checkpoint.
+CLIP_SOURCE ?= openai/clip-vit-base-patch32
+clip: install
+	$(PIP) install torch==2.13.0 transformers
+	$(VENV)/bin/cgchat models install-clip $(CLIP_SOURCE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -66,6 +66,8 @@ def key_facts(result: Any) -> str:
     elif image := meta.get("image") or meta.get("exr"):
         facts += [str(image.get("format") or "EXR"), _res(image.get("width"), image.get("height")),
                   str(image.get("mode") or "")]
+    if getattr(result, "timecode", None):
+        facts.append(f"looks closest at {result.timecode}")
     path_info = meta.get("path_info") or {}
     for key in ("shot", "version_token"):
         if path_info.get(key):
