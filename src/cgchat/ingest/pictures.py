@@ -60,14 +60,20 @@ def load_image(path: Path, min_side: int = 224) -> Image.Image:
     return _preshrink(image, min_side)
 
 
-def load_picture_bytes(data: bytes, min_side: int = 224) -> Image.Image:
-    """An encoded image (a stored thumbnail, an upload) as a Pillow image."""
+def load_picture_bytes(data: bytes, min_side: int = 224, max_pixels: int | None = None) -> Image.Image:
+    """An encoded image (a stored thumbnail, an upload) as a Pillow image.
+
+    ``max_pixels``: refuse larger pictures before decoding them (uploads: a 20 KB PNG can claim
+    144 megapixels). Checked here rather than through Pillow's global limit, which ingest shares."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise ExtractionError(
+                    f"the picture is {image.width}x{image.height}; at most {max_pixels // 1_000_000} megapixels")
             image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ExtractionError(f"not a readable image: {exc}") from exc
     return _preshrink(image, min_side)
 

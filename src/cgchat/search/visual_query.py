@@ -38,8 +38,6 @@ def text_vector(clip: ClipEncoder, text: str) -> np.ndarray:
 
 def image_vector(clip: ClipEncoder, data: bytes) -> np.ndarray:
     """The vector of an encoded picture (PNG, JPEG, WebP, TIFF, ...), checked before decoding."""
-    from PIL import Image
-
     from cgchat.ingest.extractors.base import ExtractionError
     from cgchat.ingest.pictures import load_picture_bytes
 
@@ -47,14 +45,10 @@ def image_vector(clip: ClipEncoder, data: bytes) -> np.ndarray:
         raise VisualQueryError("the query image is empty")
     if len(data) > MAX_IMAGE_BYTES:
         raise VisualQueryError(f"the query image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
-    previous = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # a decompression bomb becomes an error, not 10 GB of RAM
-        picture = load_picture_bytes(data, clip.image_size)
+        picture = load_picture_bytes(data, clip.image_size, max_pixels=MAX_IMAGE_PIXELS)
     except ExtractionError as exc:
         raise VisualQueryError(f"the query image cannot be read: {exc}") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
     return clip.encode_images([picture])[0]
 
 
