@@ -394,3 +394,35 @@ def _strip_blend_preview(source: Path, target: Path) -> None:
         if code == b"ENDB":
             break
     target.write_bytes(bytes(out))
+
+
+def test_reindexing_the_same_bytes_keeps_visual_vectors(conn, encoder, library: Path, tiny_clip_dir: Path,  # noqa: ANN001
+                                                        monkeypatch: pytest.MonkeyPatch):
+    """A new text model re-indexes every file; unchanged pictures keep their CLIP vectors (no re-embed),
+    while a file whose bytes changed goes back to pending."""
+    from cgchat.ingest.pipeline import Ingestor
+    from cgchat.ingest.visual import VisualIndexer, pending_count
+    from cgchat.models.clip_encoder import ClipEncoder
+    from cgchat.models.text_encoder import load_text_encoder
+    from cgchat.settings import Settings
+
+    Ingestor(conn, encoder).run([library])
+    VisualIndexer(conn, ClipEncoder(tiny_clip_dir)).run()
+    before = {r["file_id"]: r["visual_embedding"].to_numpy() for r in
+              conn.execute("SELECT file_id, visual_embedding FROM images").fetchall()}
+    frames_before = conn.execute("SELECT count(*) AS n FROM video_keyframes").fetchone()["n"]
+    changed = library / "dragon/assets/env/castle/tex/brick_albedo.png"
+    Image.open(changed).rotate(90).save(changed)
+
+    other_model = load_text_encoder(Settings(text_model="minilm-int8"))
+    assert other_model.model_id != encoder.model_id
+    report = Ingestor(conn, other_model).run([library])
+    assert report.updated == 32  # every file re-indexed for the new text model
+    assert pending_count(conn) == 1  # only the picture whose bytes changed
+    after = {r["file_id"]: r["visual_embedding"] for r in
+             conn.execute("SELECT file_id, visual_embedding FROM images").fetchall()}
+    changed_id = conn.execute("SELECT id FROM files WHERE path = %s", (str(changed),)).fetchone()["id"]
+    assert after.pop(changed_id) is None
+    for file_id, vector in after.items():
+        np.testing.assert_array_equal(vector.to_numpy(), before[file_id])
+    assert conn.execute("SELECT count(*) AS n FROM video_keyframes").fetchone()["n"] == frames_before

@@ -67,7 +67,7 @@ def write_asset(
     if visual_status == "no_picture":
         metadata["visual"] = NO_PREVIEW_NOTE
     with conn.transaction():
-        file_id = conn.execute(_UPSERT_FILE, {
+        upserted = conn.execute(_UPSERT_FILE, {
             **_facts_dict(facts),
             "description": clean(description.text),
             "metadata": Jsonb(metadata),
@@ -80,9 +80,16 @@ def write_asset(
             "name_trigrams": name_trigrams,
             "tokens": description.tokens,
             "visual_status": visual_status,
-        }).fetchone()["id"]
+        }).fetchone()
+        file_id = upserted["id"]
+        # Same bytes re-indexed (a new text model): its pictures did not change, so neither do their
+        # CLIP vectors; carry them over instead of re-embedding a whole library.
+        same_pixels = upserted["old_sha256"] == facts.sha256 and upserted["old_visual_status"] == "embedded"
+        kept = _saved_visual(conn, file_id, facts.asset_type) if same_pixels and visual_status == "pending" else None
         conn.execute(_DELETE_CHILD_ROWS, {"id": file_id})  # the type may have changed: clear them all
         _write_type_row(conn, file_id, facts.asset_type, extraction.type_row)
+        if kept is not None:
+            _restore_visual(conn, file_id, facts.asset_type, kept)
         _write_dependencies(conn, file_id, extraction)
         if extraction.thumbnail_png:
             _write_thumbnail(conn, file_id, extraction.thumbnail_png)
@@ -103,6 +110,41 @@ def visual_status_of(asset_type: str, extraction: Extraction) -> str | None:
     if asset_type == "blend":
         return "pending" if extraction.thumbnail_png else "no_picture"
     return None
+
+
+_VISUAL_TABLES = {"image": "images", "video": "videos", "blend": "blend_files"}
+
+
+def _saved_visual(conn: psycopg.Connection, file_id: int, asset_type: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        sql.SQL("SELECT visual_embedding, visual_model FROM {} WHERE file_id = %s").format(
+            sql.Identifier(_VISUAL_TABLES[asset_type])),
+        (file_id,),
+    ).fetchone()
+    if row is None or row["visual_embedding"] is None:
+        return None
+    frames = conn.execute(
+        "SELECT frame_index, time_s, visual_embedding, visual_model FROM video_keyframes WHERE file_id = %s",
+        (file_id,),
+    ).fetchall()
+    return {**row, "frames": frames}
+
+
+def _restore_visual(conn: psycopg.Connection, file_id: int, asset_type: str, kept: dict[str, Any]) -> None:
+    conn.execute(
+        sql.SQL("UPDATE {} SET visual_embedding = %s, visual_model = %s WHERE file_id = %s").format(
+            sql.Identifier(_VISUAL_TABLES[asset_type])),
+        (kept["visual_embedding"], kept["visual_model"], file_id),
+    )
+    if kept["frames"]:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO video_keyframes (file_id, frame_index, time_s, visual_embedding, visual_model)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [(file_id, f["frame_index"], f["time_s"], f["visual_embedding"], f["visual_model"])
+                 for f in kept["frames"]],
+            )
+    conn.execute("UPDATE files SET visual_status = 'embedded' WHERE id = %s", (file_id,))
 
 
 def touch(conn: psycopg.Connection, path: str, mtime_ns: int) -> None:
@@ -197,7 +239,9 @@ _DELETE_CHILD_ROWS = sql.SQL("WITH {} SELECT 1").format(
     )
 )
 
+# ``old`` reads the row as it was before this statement (one snapshot for the whole statement).
 _UPSERT_FILE = """
+WITH old AS (SELECT sha256, visual_status FROM files WHERE path = %(path)s)
 INSERT INTO files (path, name, extension, size_bytes, mtime_ns, sha256, mime_type, asset_type, status,
                    description, metadata_json, metadata_embedding, embedding_model, search_tsv,
                    name_trigrams, tokens, visual_status, indexed_at, missing_since)
@@ -216,5 +260,5 @@ ON CONFLICT (path) DO UPDATE SET
     embedding_model = EXCLUDED.embedding_model, search_tsv = EXCLUDED.search_tsv,
     name_trigrams = EXCLUDED.name_trigrams, tokens = EXCLUDED.tokens, visual_status = EXCLUDED.visual_status,
     indexed_at = now(), missing_since = NULL
-RETURNING id
+RETURNING id, (SELECT sha256 FROM old) AS old_sha256, (SELECT visual_status FROM old) AS old_visual_status
 """
