@@ -70,7 +70,8 @@ class _Item:
     path: str
     asset_type: str
     duration_s: float | None
-    pixels: np.ndarray | None = None  # (n, 3, S, S)
+    pixels: np.ndarray | None = None  # (n, 3, S, S): one picture, or a video's keyframes
+    vectors: np.ndarray | None = None  # (n, dim) once embedded
     times: list[float] = field(default_factory=list)
     error: str | None = None
 
@@ -172,7 +173,7 @@ class VisualIndexer:
         start = 0
         for item in ready:
             count = len(item.pixels)
-            item.pixels, start = vectors[start : start + count], start + count  # now (n, dim) embeddings
+            item.vectors, item.pixels, start = vectors[start : start + count], None, start + count
 
     def _store(self, item: _Item, report: VisualReport) -> None:
         try:
@@ -189,7 +190,7 @@ class VisualIndexer:
             report.failed.append(VisualFailure(item.path, item.error))
         else:
             report.embedded += 1
-            report.pictures += len(item.pixels)
+            report.pictures += len(item.vectors)
 
 
 def pending_count(conn: psycopg.Connection, roots: Iterable[Path] | None = None) -> int:
@@ -204,7 +205,7 @@ def pending_count(conn: psycopg.Connection, roots: Iterable[Path] | None = None)
 
 
 def _store_vectors(conn: psycopg.Connection, item: _Item, model: str) -> None:
-    vectors = item.pixels
+    vectors = item.vectors
     assert vectors is not None
     if item.asset_type == "video":
         conn.execute("DELETE FROM video_keyframes WHERE file_id = %s", (item.id,))
