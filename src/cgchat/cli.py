@@ -218,8 +218,14 @@ def serve(
 
 @models_app.command("install-clip")
 def models_install_clip(
-    source: Annotated[str, typer.Argument(help="A Hugging Face CLIP folder (or hub id where internet exists).")],
+    source: Annotated[str, typer.Argument(
+        help="A Hugging Face CLIP folder (or hub id where internet exists), or an OpenAI (ViT-B-32.pt) / "
+        "OpenCLIP (.bin, .safetensors) checkpoint file.")],
     model_id: Annotated[Optional[str], typer.Option(help="Id stored with every visual embedding.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(
+        help="For checkpoint files: a CLIP tokenizer.json or Hugging Face CLIP folder.")] = None,
+    activation: Annotated[str, typer.Option(
+        help="For checkpoint files: quick_gelu (OpenAI, OpenCLIP *-quickgelu) or gelu (other OpenCLIP).")] = "quick_gelu",
     skip_zero_shot: Annotated[bool, typer.Option(help="Install even if the zero-shot check fails (test models).")] = False,
 ) -> None:
     """Convert a CLIP checkpoint to ONNX under CGCHAT_HOME (one-time; needs torch + transformers).
@@ -233,7 +239,8 @@ def models_install_clip(
 
     target = get_settings().clip_dir()
     try:
-        installed = install_clip(source, target, model_id, zero_shot=not skip_zero_shot)
+        installed = install_clip(source, target, model_id, zero_shot=not skip_zero_shot, tokenizer=tokenizer,
+                                 activation=activation)
     except ClipInstallError as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
     out.print(f"CLIP installed in {installed}; embed your library with: cgchat ingest --visual", highlight=False)

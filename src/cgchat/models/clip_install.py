@@ -256,9 +256,13 @@ class ClipInstallError(RuntimeError):
     """The source cannot be installed; the message says what to fix."""
 
 
-def install_clip(source: str, target: Path, model_id: str | None = None, *, zero_shot: bool = True) -> Path:
-    """Convert a Hugging Face CLIP checkpoint (a local folder, or a hub id where internet exists) into
-    ``target`` and verify it. Needs torch + transformers for this one-time step only."""
+def install_clip(source: str, target: Path, model_id: str | None = None, *, zero_shot: bool = True,
+                 tokenizer: str | None = None, activation: str = "quick_gelu") -> Path:
+    """Convert a CLIP checkpoint into ``target`` and verify it. Needs torch + transformers for this
+    one-time step only. ``source``: a Hugging Face CLIP folder (or hub id where internet exists), or
+    an OpenAI (``ViT-B-32.pt``) / OpenCLIP (``.bin``/``.safetensors``) checkpoint file, which needs
+    ``tokenizer`` (a tokenizer.json or a Hugging Face CLIP folder) and the model's ``activation``
+    (quick_gelu: OpenAI and OpenCLIP's *-quickgelu models; gelu: other OpenCLIP models)."""
     try:
         from transformers import CLIPModel
     except ImportError as exc:
@@ -266,6 +270,8 @@ def install_clip(source: str, target: Path, model_id: str | None = None, *, zero
             "install-clip needs PyTorch and transformers for the one-time conversion: pip install torch transformers"
         ) from exc
     local = Path(source).expanduser()
+    if local.is_file():
+        return _install_checkpoint_file(local, target, model_id, zero_shot, tokenizer, activation)
     if (local.is_absolute() or source.startswith((".", "~"))) and not local.is_dir():
         raise ClipInstallError(f"cannot load a CLIP checkpoint from {source!r}: no such folder")
     try:
@@ -273,10 +279,50 @@ def install_clip(source: str, target: Path, model_id: str | None = None, *, zero
     except (OSError, ValueError) as exc:
         raise ClipInstallError(
             f"cannot load a CLIP checkpoint from {source!r}: {exc}. Give a folder with config.json and the "
-            "weights (e.g. a download of openai/clip-vit-base-patch32), or a hub id where internet exists."
+            "weights (e.g. a download of openai/clip-vit-base-patch32), an OpenAI/OpenCLIP checkpoint file "
+            "with --tokenizer, or a hub id where internet exists."
         ) from exc
-    tokenizer: Any = local / TOKENIZER if (local / TOKENIZER).is_file() else _hub_tokenizer(source)
-    return export_clip_to_onnx(model, target, model_id or _model_id(source, local), tokenizer, zero_shot=zero_shot)
+    if tokenizer:
+        tok: Any = _tokenizer_from(tokenizer)
+    else:
+        tok = local / TOKENIZER if (local / TOKENIZER).is_file() else _hub_tokenizer(source)
+    return export_clip_to_onnx(model, target, model_id or _model_id(source, local), tok, zero_shot=zero_shot)
+
+
+def _install_checkpoint_file(path: Path, target: Path, model_id: str | None, zero_shot: bool,
+                             tokenizer: str | None, activation: str) -> Path:
+    from cgchat.models.clip_checkpoints import CHECKPOINT_SUFFIXES, CheckpointError, clip_model_from_state_dict, \
+        load_state_dict
+
+    if path.suffix not in CHECKPOINT_SUFFIXES:
+        raise ClipInstallError(f"{path.name}: expected an OpenAI/OpenCLIP checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+                               " or a Hugging Face CLIP folder")
+    if not tokenizer:
+        raise ClipInstallError(f"{path.name} carries no tokenizer: add --tokenizer PATH (a CLIP tokenizer.json, or a "
+                               "Hugging Face CLIP folder such as openai/clip-vit-base-patch32)")
+    if activation not in ("quick_gelu", "gelu"):
+        raise ClipInstallError(f"unknown activation {activation!r}; use quick_gelu or gelu")
+    tok = _tokenizer_from(tokenizer)
+    eos = tok.token_to_id("<|endoftext|>")
+    if eos is None:
+        raise ClipInstallError(f"{tokenizer} is not a CLIP tokenizer (no <|endoftext|> token)")
+    try:
+        model = clip_model_from_state_dict(load_state_dict(path), eos, activation)
+    except (CheckpointError, KeyError, RuntimeError, OSError) as exc:
+        raise ClipInstallError(f"cannot convert {path.name}: {exc}") from exc
+    return export_clip_to_onnx(model, target, model_id or path.stem, tok, zero_shot=zero_shot)
+
+
+def _tokenizer_from(spec: str) -> Any:
+    """A tokenizers.Tokenizer from a tokenizer.json, or a folder with one (or with vocab.json + merges.txt)."""
+    path = Path(spec).expanduser()
+    if path.is_file() or (path / TOKENIZER).is_file():
+        return _backend_tokenizer(path)
+    if (path / "vocab.json").is_file():
+        from transformers import CLIPTokenizerFast
+
+        return _backend_tokenizer(CLIPTokenizerFast.from_pretrained(str(path)))
+    raise ClipInstallError(f"no tokenizer at {spec!r}: give a tokenizer.json or a Hugging Face CLIP folder")
 
 
 def _hub_tokenizer(source: str) -> Any:
