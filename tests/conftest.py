@@ -6,6 +6,7 @@ would; one test (test_embedded_default) covers the no-DATABASE_URL path end to e
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -27,7 +28,10 @@ SAMPLES = REPO / "samples"
 ARTIFACTS = REPO / "test-artifacts"
 
 # pgserver (via platformdirs) wants a runtime dir; CI machines often have none set.
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="cgchat-run-"))
+if "XDG_RUNTIME_DIR" not in os.environ:
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="cgchat-run-")
+    # pgserver's own exit hook writes a lock file here, so remove the folder after it (atexit is LIFO).
+    atexit.register(shutil.rmtree, os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
 # All state of the test session (database, built models) lives here, never in ~/.cgchat. Not under
 # pytest's private tmp (mode 700): as root, pgserver runs Postgres as its own system user, which
 # must be able to reach the data dir.

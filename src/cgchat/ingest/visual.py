@@ -196,11 +196,11 @@ class VisualIndexer:
 def pending_count(conn: psycopg.Connection, roots: Iterable[Path] | None = None) -> int:
     """How many assets wait for a visual embedding (stale ones count once run has marked them)."""
     where, params = _scope(roots)
-    row = conn.execute(
-        f"SELECT count(*) AS n FROM files f WHERE f.visual_status = 'pending' AND f.status = 'indexed' AND {where}",
-        params,
-    ).fetchone()
-    conn.commit()
+    with conn.transaction():  # its own transaction, or a savepoint inside the caller's: never commits theirs
+        row = conn.execute(
+            f"SELECT count(*) AS n FROM files f WHERE f.visual_status = 'pending' AND f.status = 'indexed' AND {where}",
+            params,
+        ).fetchone()
     return int(row["n"])
 
 
