@@ -28,5 +28,5 @@ COPY --from=build /opt/app ${LAMBDA_TASK_ROOT}
 COPY --from=build /opt/cgchat /opt/cgchat
 COPY lambda_function.py ${LAMBDA_TASK_ROOT}/
 # Models are read-only under /opt/cgchat; on Lambda, ingestion workers embed pictures, not a thread.
-ENV CGCHAT_HOME=/opt/cgchat VISUAL_BACKFILL=false
+ENV CGCHAT_HOME=/opt/cgchat VISUAL_BACKFILL=false UI_ENABLED=false
 CMD ["lambda_function.handler"]
