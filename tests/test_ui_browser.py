@@ -15,6 +15,9 @@ import pytest
 from tests.conftest import ARTIFACTS, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
+# No network beyond loopback here: keep Chromium from calling home (refused connections, slow starts).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -42,7 +45,7 @@ def ui_server(samples_db: str, session_home: Path) -> Iterator[str]:
 @pytest.fixture()
 def page(ui_server: str) -> Iterator:  # noqa: ANN201
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{ui_server}/ui/")
         page.wait_for_selector("#question textarea", timeout=30_000)
