@@ -142,7 +142,8 @@ def _mount_ui(app: FastAPI, settings: Settings) -> None:
     except ImportError:
         log.info("web UI not installed (pip install 'cgchat[ui]'); serving the API only")
         return
-    gr.mount_gradio_app(app, build_ui(settings.ui_api_url), path="/ui", footer_links=[])
+    # The page is open (auth is checked by the API it calls), so cap what an anonymous upload may cost.
+    gr.mount_gradio_app(app, build_ui(settings.ui_api_url), path="/ui", footer_links=[], max_file_size="25mb")
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -1,7 +1,7 @@
 """Who is calling: AUTH_MODE=off → the local user; AUTH_MODE=cognito → a verified Cognito JWT.
 
-Applied as middleware to every /v1 and /chat route (health and OpenAPI stay open), so no route can
-forget it; the verified ``sub`` becomes ``request.state.principal_sub`` (sessions are per sub).
+Applied as middleware to every /v1 and /chat route (health, OpenAPI and the web app's page stay open),
+so no route can forget it; the verified ``sub`` becomes ``request.state.principal_sub`` (sessions are per sub).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from cgchat.api.errors import error_response
 from cgchat.auth import ANONYMOUS, AuthError, CognitoVerifier, bearer_token
 from cgchat.settings import Settings
 
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json")
-OPEN_PREFIXES = ("/docs-assets/",)
+OPEN_PATHS = ("/", "/healthz", "/docs", "/openapi.json")
+# The web app's page and Gradio's own endpoints: the app holds no data, it calls /v1 with the user's
+# token like any client, so the API stays the one place access is checked.
+OPEN_PREFIXES = ("/docs-assets/", "/ui")
 
 
 def make_verifier(settings: Settings) -> CognitoVerifier | None:

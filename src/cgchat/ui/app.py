@@ -23,10 +23,12 @@ ENGINES = ["cycles", "eevee", "workbench"]
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
-def _client(request: gr.Request, api_url: str | None) -> ApiClient:
-    """The API this page came from (its Host header), unless CGCHAT_UI_API_URL says otherwise."""
-    base = api_url or f"http://{dict(request.headers).get('host', '127.0.0.1:8000')}"
-    token = dict(request.headers).get("authorization", "").removeprefix("Bearer ").strip() or None
+def _client(request: gr.Request, api_url: str | None, token: str | None = None) -> ApiClient:
+    """The API this page came from (its Host header), unless UI_API_URL says otherwise, called with
+    the token typed into the page (AUTH_MODE=cognito) or the page request's own bearer token."""
+    headers = dict(request.headers)
+    base = api_url or f"http://{headers.get('host', '127.0.0.1:8000')}"
+    token = (token or "").strip() or headers.get("authorization", "").removeprefix("Bearer ").strip() or None
     return ApiClient(base, token)
 
 
@@ -35,6 +37,9 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
         sources_state = gr.State([])  # the current results: [{id, name, type, ...}]
         session_state = gr.State(None)
         gr.Markdown("## cgchat — find and talk about the studio's assets")
+        with gr.Accordion("Sign in (servers with AUTH_MODE=cognito)", open=False):
+            token = gr.Textbox(label="Access token", type="password", elem_id="token",
+                               placeholder="a Cognito access token; sent to the API as Authorization: Bearer")
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
             with gr.Column(scale=5):
@@ -63,13 +68,13 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
                 gallery = gr.Gallery(label="Results", columns=4, height=360, elem_id="gallery", allow_preview=False)
                 detail = gr.Markdown("Select a result to see its details.", elem_id="detail")
 
-        def on_load(request: gr.Request):  # noqa: ANN202
-            client = _client(request, api_url)
+        def on_load(token_value, request: gr.Request):  # noqa: ANN001, ANN202
+            client = _client(request, api_url, token_value)
             try:
                 config = client.config()
                 choices = _session_choices(client)
             except ApiError as exc:
-                return gr.update(), gr.update(), gr.update(), f"**Server problem:** {exc}"
+                return gr.update(), gr.update(), gr.update(), f"**Server problem:** {exc}{_sign_in_hint(exc)}"
             visual = bool(config.get("visual_model"))
             hint = "" if visual else (
                 "Visual search is off: no CLIP model is installed. Install one with "
@@ -77,9 +82,11 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
             modes = gr.update(choices=MODES if visual else [m for m in MODES if m != "visual"])
             return gr.update(choices=choices), gr.update(interactive=visual), modes, hint
 
-        ui.load(on_load, None, [sessions, picture, mode, visual_hint])
+        ui.load(on_load, [token], [sessions, picture, mode, visual_hint])
+        token.submit(on_load, [token], [sessions, picture, mode, visual_hint])
 
-        def on_search(text, mode_value, type_values, engine_values, res, image, request: gr.Request):  # noqa: ANN001, ANN202
+        def on_search(text, mode_value, type_values, engine_values, res, image, token_value,  # noqa: ANN001, ANN202
+                      request: gr.Request):
             body: dict[str, Any] = {"query": text or "", "mode": mode_value, "limit": 24}
             if type_values:
                 body["type"] = type_values
@@ -91,38 +98,38 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
                 body["image_base64"] = _png_base64(image)
                 if mode_value in ("semantic", "keyword"):
                     body["mode"] = "visual"
-            client = _client(request, api_url)
+            client = _client(request, api_url, token_value)
             try:
                 reply = client.search(body)
             except ApiError as exc:
-                return gr.update(), [], f"**Search failed:** {exc}"
+                return gr.update(), [], f"**Search failed:** {exc}{_sign_in_hint(exc)}"
             results = reply["results"]
             note = f"{len(results)} results · {', '.join(reply['retrievers'])}" + (
                 f" · filters {reply['filters']}" if reply["filters"] else "")
             return _gallery(client, results), results, note
 
-        search_inputs = [query, mode, types, engines, resolution, picture]
+        search_inputs = [query, mode, types, engines, resolution, picture, token]
         search_button.click(on_search, search_inputs, [gallery, sources_state, status])
         query.submit(on_search, search_inputs, [gallery, sources_state, status])
 
-        def on_select(results, event: gr.SelectData, request: gr.Request):  # noqa: ANN001, ANN202
+        def on_select(results, token_value, event: gr.SelectData, request: gr.Request):  # noqa: ANN001, ANN202
             if not results or event.index is None or event.index >= len(results):
                 return gr.update()
             hit = results[event.index]
             try:
-                asset = _client(request, api_url).asset(hit["id"])
+                asset = _client(request, api_url, token_value).asset(hit["id"])
             except ApiError as exc:
                 return f"**Cannot open asset:** {exc}"
             return _detail_markdown(asset, hit)
 
-        gallery.select(on_select, [sources_state], [detail])
+        gallery.select(on_select, [sources_state, token], [detail])
 
-        def on_ask(text, history, session_id, request: gr.Request):  # noqa: ANN001, ANN202
+        def on_ask(text, history, session_id, token_value, request: gr.Request):  # noqa: ANN001, ANN202
             text = (text or "").strip()
             if not text:
                 yield history, session_id, gr.update(), gr.update(), "Type a question first."
                 return
-            client = _client(request, api_url)
+            client = _client(request, api_url, token_value)
             history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
             answer, results = "", []
             yield history, session_id, gr.update(), gr.update(), "Searching…"
@@ -141,51 +148,55 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
                         answer += f"\n\n*The answer stopped: {event.data['message']}*"
                         history[-1] = {"role": "assistant", "content": _linked(answer, results)}
             except ApiError as exc:
-                yield history[:-1], session_id, gr.update(), gr.update(), f"**Chat failed:** {exc}"
+                yield history[:-1], session_id, gr.update(), gr.update(), f"**Chat failed:** {exc}{_sign_in_hint(exc)}"
                 return
             yield history, session_id, gr.update(), gr.update(), f"Answered from {len(results)} sources."
 
         ask_outputs = [chatbot, session_state, gallery, sources_state, status]
-        ask.click(on_ask, [question, chatbot, session_state], ask_outputs).then(
-            _refresh_sessions(api_url), [session_state], [sessions])
-        question.submit(on_ask, [question, chatbot, session_state], ask_outputs).then(
-            _refresh_sessions(api_url), [session_state], [sessions])
+        ask.click(on_ask, [question, chatbot, session_state, token], ask_outputs).then(
+            _refresh_sessions(api_url), [session_state, token], [sessions])
+        question.submit(on_ask, [question, chatbot, session_state, token], ask_outputs).then(
+            _refresh_sessions(api_url), [session_state, token], [sessions])
 
         def on_new():  # noqa: ANN202
             return [], None, gr.update(value=None), "New session."
 
         new_session.click(on_new, None, [chatbot, session_state, sessions, status])
 
-        def on_open(session_id, request: gr.Request):  # noqa: ANN001, ANN202
+        def on_open(session_id, token_value, request: gr.Request):  # noqa: ANN001, ANN202
             if not session_id:
                 return gr.update(), gr.update(), gr.update()
             try:
-                messages = _client(request, api_url).session(session_id)["messages"]
+                messages = _client(request, api_url, token_value).session(session_id)["messages"]
             except ApiError as exc:
                 return gr.update(), gr.update(), f"**Cannot open the session:** {exc}"
             history = [{"role": m["role"], "content": m["content"]} for m in messages]
             return history, session_id, f"Reopened a session of {len(messages) // 2} turns."
 
-        sessions.input(on_open, [sessions], [chatbot, session_state, status])
+        sessions.input(on_open, [sessions, token], [chatbot, session_state, status])
 
-        def on_delete(session_id, request: gr.Request):  # noqa: ANN001, ANN202
+        def on_delete(session_id, token_value, request: gr.Request):  # noqa: ANN001, ANN202
             if not session_id:
                 return gr.update(), gr.update(), gr.update(), "No session selected."
-            client = _client(request, api_url)
+            client = _client(request, api_url, token_value)
             try:
                 client.delete_session(session_id)
             except ApiError as exc:
                 return gr.update(), gr.update(), gr.update(), f"**Cannot delete:** {exc}"
             return [], None, gr.update(choices=_session_choices(client), value=None), "Session deleted."
 
-        delete_session.click(on_delete, [session_state], [chatbot, session_state, sessions, status])
+        delete_session.click(on_delete, [session_state, token], [chatbot, session_state, sessions, status])
     return ui
 
 
+def _sign_in_hint(exc: ApiError) -> str:
+    return " — open *Sign in* and paste an access token." if exc.status == 401 else ""
+
+
 def _refresh_sessions(api_url: str | None):  # noqa: ANN202
-    def refresh(session_id, request: gr.Request):  # noqa: ANN001, ANN202
+    def refresh(session_id, token_value, request: gr.Request):  # noqa: ANN001, ANN202
         try:
-            return gr.update(choices=_session_choices(_client(request, api_url)), value=session_id)
+            return gr.update(choices=_session_choices(_client(request, api_url, token_value)), value=session_id)
         except ApiError:
             return gr.update()
 

@@ -14,6 +14,10 @@ import httpx
 class ApiError(RuntimeError):
     """The API refused or failed a call; ``str(exc)`` is a sentence for the user."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass(slots=True)
 class SseEvent:
@@ -63,7 +67,7 @@ class ApiClient:
             with self._http.stream("POST", "/v1/chat/stream", json=body) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise ApiError(_message(response))
+                    raise ApiError(_message(response), response.status_code)
                 yield from _parse_sse(response.iter_lines())
         except httpx.HTTPError as exc:
             raise ApiError(f"the server cannot be reached ({exc.__class__.__name__}); is `cgchat serve` running?") from exc
@@ -77,7 +81,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise ApiError(f"the server cannot be reached ({exc.__class__.__name__}); is `cgchat serve` running?") from exc
         if response.status_code >= 400:
-            raise ApiError(_message(response))
+            raise ApiError(_message(response), response.status_code)
         return response
 
 
