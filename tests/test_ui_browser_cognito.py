@@ -3,7 +3,6 @@ makes needs the user's token, and without one the user is told to sign in, in wo
 
 from __future__ import annotations
 
-
 from tests.test_chat_bedrock_cognito import _auth, deployed  # noqa: F401 - the Cognito + Bedrock server fixture
 from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _shot, _wait_status, sync_api
 
