@@ -118,6 +118,7 @@ def test_visual_mode_is_off_without_clip_and_errors_are_words(page) -> None:  # 
     page.wait_for_function("document.querySelector('#visual-hint').innerText.includes('install-clip')",
                            timeout=15_000)
     assert page.locator("#mode label", has_text="visual").count() == 0
+    assert not page.get_by_text("Sign in (servers with AUTH_MODE=cognito)").is_visible()  # auth is off here
     page.fill("#query textarea", "dragon")
     page.fill("#resolution-filter textarea", "huge")
     page.click("#search")

@@ -37,7 +37,7 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
         sources_state = gr.State([])  # the current results: [{id, name, type, ...}]
         session_state = gr.State(None)
         gr.Markdown("## cgchat — find and talk about the studio's assets")
-        with gr.Accordion("Sign in (servers with AUTH_MODE=cognito)", open=False):
+        with gr.Accordion("Sign in (servers with AUTH_MODE=cognito)", open=False) as sign_in:
             token = gr.Textbox(label="Access token", type="password", elem_id="token",
                                placeholder="a Cognito access token; sent to the API as Authorization: Bearer")
         status = gr.Markdown("", elem_id="status")
@@ -74,16 +74,18 @@ def build_ui(api_url: str | None = None) -> gr.Blocks:
                 config = client.config()
                 choices = _session_choices(client)
             except ApiError as exc:
-                return gr.update(), gr.update(), gr.update(), f"**Server problem:** {exc}{_sign_in_hint(exc)}"
+                return gr.update(), gr.update(), gr.update(), f"**Server problem:** {exc}{_sign_in_hint(exc)}", gr.update()
             visual = bool(config.get("visual_model"))
             hint = "" if visual else (
                 "Visual search is off: no CLIP model is installed. Install one with "
                 f"`{config.get('visual_install') or 'cgchat models install-clip SOURCE'}`.")
             modes = gr.update(choices=MODES if visual else [m for m in MODES if m != "visual"])
-            return gr.update(choices=choices), gr.update(interactive=visual), modes, hint
+            signed_in_or_open = gr.update(visible=config.get("auth_mode") != "off")  # no sign-in box where auth is off
+            return gr.update(choices=choices), gr.update(interactive=visual), modes, hint, signed_in_or_open
 
-        ui.load(on_load, [token], [sessions, picture, mode, visual_hint])
-        token.submit(on_load, [token], [sessions, picture, mode, visual_hint])
+        load_outputs = [sessions, picture, mode, visual_hint, sign_in]
+        ui.load(on_load, [token], load_outputs)
+        token.submit(on_load, [token], load_outputs)
 
         def on_search(text, mode_value, type_values, engine_values, res, image, token_value,  # noqa: ANN001, ANN202
                       request: gr.Request):
