@@ -27,17 +27,29 @@ if not CHROMIUM.exists():
     pytest.skip("no /usr/bin/chromium on this machine (apt-get install chromium)", allow_module_level=True)
 
 
+# The model's answer, streamed by a local OpenAI-compatible server with pauses between pieces, so the
+# browser has time to show each piece arrive (a no-LLM answer can arrive in one repaint under load).
+ANSWER = ["Three Cycles scenes: ", "sh020_lighting_v002.blend [1], ", "dragon_flight_sh010_v001.blend [2] ",
+          "and dragon_model_v003.blend [3]", "."]
+
+
 @pytest.fixture(scope="module")
 def ui_server(samples_db: str, session_home: Path) -> Iterator[str]:
     from cgchat.settings import get_settings
+    from tests.fakes.openai_server import FakeOpenAI, reply
 
     mp = pytest.MonkeyPatch()
-    for key, value in {"DATABASE_URL": samples_db, "CGCHAT_HOME": str(session_home), "LLM_PROVIDER": "none",
-                       "CLIP_MODEL_DIR": str(session_home / "no-clip-here")}.items():
-        mp.setenv(key, value)
-    get_settings.cache_clear()
-    with LiveServer() as server:
-        yield server.base_url
+    with FakeOpenAI().running() as llm:
+        script = reply(*ANSWER)
+        for n in range(len(ANSWER) - 1, 0, -1):
+            script.insert(n, ("sleep", 0.25))
+        llm.enqueue(script)  # the last script repeats: every chat turn gets this answer
+        for key, value in {"DATABASE_URL": samples_db, "CGCHAT_HOME": str(session_home), "LLM_PROVIDER": "openai",
+                           "LLM_BASE_URL": llm.url, "CLIP_MODEL_DIR": str(session_home / "no-clip-here")}.items():
+            mp.setenv(key, value)
+        get_settings.cache_clear()
+        with LiveServer() as server:
+            yield server.base_url
     mp.undo()
     get_settings.cache_clear()
 
@@ -79,7 +91,7 @@ def test_chat_streams_fills_gallery_and_opens_an_asset(page) -> None:  # noqa: A
         seen.append(len(page.inner_text("#chatbot")))
         time.sleep(0.02)
     answer = page.inner_text("#chatbot")
-    assert "sh020_lighting_v002.blend" in answer and "Cycles" in answer
+    assert "".join(ANSWER) in answer
     # Streamed: the answer was seen at several lengths on its way, not only when complete.
     assert len({n for n in seen if 0 < n < len(answer)}) >= 3, sorted(set(seen))
     # Citations are links to the cited assets.
