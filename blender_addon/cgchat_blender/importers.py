@@ -41,13 +41,16 @@ def _target_collection(scene: bpy.types.Scene, layer: bpy.types.ViewLayer) -> bp
     return active
 
 
-def _select_only(layer: bpy.types.ViewLayer, obj: bpy.types.Object) -> None:
+def _select_only(layer: bpy.types.ViewLayer, *objects: bpy.types.Object) -> None:
+    """Select exactly ``objects`` (the first becomes active), as Blender's own File > Append does."""
     for other in layer.objects:
         if other.select_get(view_layer=layer):
             other.select_set(False, view_layer=layer)
-    if obj.name in layer.objects:
+    present = [obj for obj in objects if obj.name in layer.objects]
+    for obj in present:
         obj.select_set(True, view_layer=layer)
-        layer.objects.active = obj
+    if present:
+        layer.objects.active = present[0]
 
 
 # ---------------------------------------------------------------------- .blend
@@ -101,6 +104,7 @@ def load_datablock(filepath: str, kind: str, name: str, link: bool, where: dict)
     if block.name not in target.children:
         target.children.link(block)
     layer.update()
+    _select_only(layer, *block.all_objects)
     return block
 
 

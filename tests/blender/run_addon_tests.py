@@ -416,6 +416,9 @@ def append_collection_downloaded() -> None:
             {o.name.split(".")[0] for o in props.objects} == {"Barrel", "Crate", "Lantern"},
             [o.name for o in props.objects],
         )
+        selected = {o.name for o in bpy.context.view_layer.objects if o.select_get()}
+        check("the appended collection's objects are selected, and only they",
+              selected == {o.name for o in props.all_objects}, sorted(selected))
     downloaded = [
         os.path.join(d, f)
         for d, _, names in os.walk(os.path.join(ARGS.cache, "files"))
