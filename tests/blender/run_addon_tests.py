@@ -775,4 +775,9 @@ if __name__ == "__main__":
         traceback.print_exc()
         code = 1
     sys.stdout.flush()
+    if not bpy.app.binary_path:
+        # Blender as a Python module (PyPI `bpy`, how the 4.x API is tested): its interpreter teardown
+        # can crash after everything is done, so leave without it once the result is printed.
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
