@@ -7,6 +7,7 @@ import base64
 import io
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ def visual_api(pg_server_url, session_home, encoder, tiny_clip_dir, tmp_path_fac
 
     library = tmp_path_factory.mktemp("visuallib") / "library"
     shutil.copytree(SAMPLES, library)
-    url = _create_database(pg_server_url, "visual_api")
+    url = _create_database(pg_server_url, f"visual_api_{uuid.uuid4().hex[:8]}")  # one per module that uses it
     migrate(url)
     with open_connection(url) as conn:
         Ingestor(conn, encoder).run([library])
