@@ -1,4 +1,5 @@
-"""AWS Lambda entry point: ``lambda_function.handler`` serves the cgchat FastAPI app behind API Gateway.
+"""AWS Lambda entry points: ``lambda_function.handler`` serves the cgchat FastAPI app behind API Gateway;
+``lambda_function.ingest_handler`` is the S3 → SQS ingestion worker (see the end of this file).
 
 Two ways to deploy the same ASGI app (``cgchat.api.app.create_app``):
 
@@ -138,3 +139,19 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if _LOOP is not None:
         asyncio.set_event_loop(_LOOP)  # Mangum runs each request on the current loop: keep it ours
     return adapter(_without_stage(event), context)
+
+
+# --- the ingestion worker (same image, handler ``lambda_function.ingest_handler``) --------------
+
+_WORKER: Any = None
+
+
+def ingest_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """SQS batch of S3 event notifications → index/delete assets; partial batch failures reported
+    (the event source mapping needs ``FunctionResponseTypes: [ReportBatchItemFailures]``)."""
+    global _WORKER
+    if _WORKER is None:
+        from cgchat.ingest.worker import IngestWorker
+
+        _WORKER = IngestWorker()
+    return _WORKER.handle(event).response()

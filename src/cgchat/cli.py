@@ -64,7 +64,8 @@ def _connection():  # noqa: ANN202 - psycopg types stay out of the CLI's import 
 
 @app.command()
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Folders or files to index (recursively).")] = None,
+    targets: Annotated[Optional[list[str]], typer.Argument(
+        metavar="PATHS", help="Folders or files to index (recursively), or s3://bucket/prefix.")] = None,
     prune: Annotated[bool, typer.Option(help="Delete index rows of files that are gone (default: mark missing).")] = False,
     visual: Annotated[Optional[bool], typer.Option(
         "--visual/--no-visual",
@@ -75,7 +76,10 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Index files: new and changed ones are extracted and embedded, unchanged ones skipped."""
-    paths = paths or []
+    s3_uris = [t for t in targets or [] if t.startswith("s3://")]
+    paths = [Path(t) for t in targets or [] if not t.startswith("s3://")]
+    if s3_uris:
+        raise typer.Exit(_ingest_s3(s3_uris, as_json))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
@@ -120,6 +124,104 @@ def ingest(
     if as_json:
         out.print_json(json.dumps(summary))
     raise typer.Exit(exit_code)
+
+
+def _ingest_s3(uris: list[str], as_json: bool) -> int:
+    """A one-off backfill of S3 prefixes from this machine, object by object, as the worker does."""
+    from cgchat.ingest.s3_ingest import PermanentFailure, S3Event, S3Ingestor, list_objects
+    from cgchat.models.clip_encoder import ClipNotInstalled, get_clip_encoder
+    from cgchat.models.text_encoder import get_text_encoder
+
+    s3, buckets = _s3_client(), [_split_s3(u) for u in uris]
+    try:
+        clip = get_clip_encoder()
+    except ClipNotInstalled:
+        clip = None
+    counts: dict[str, int] = {}
+    skipped: list[dict[str, str]] = []
+    conn = _connection()
+    with conn:
+        ingestor = S3Ingestor(conn, get_text_encoder(), s3, clip)
+        for bucket, prefix in buckets:
+            for obj in _listing(s3, bucket, prefix, list_objects):
+                event = S3Event(bucket, obj["Key"], "created", etag=str(obj.get("ETag", "")).strip('"'))
+                try:
+                    outcome = ingestor.apply(event)
+                except PermanentFailure as exc:
+                    skipped.append({"path": event.uri, "reason": str(exc)})
+                    continue
+                counts[outcome] = counts.get(outcome, 0) + 1
+    if as_json:
+        out.print_json(json.dumps({"s3": counts, "skipped": skipped}))
+    else:
+        err.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no objects", highlight=False)
+        for item in skipped:
+            err.print(f"  [yellow]skipped[/yellow] {item['path']}: {item['reason']}", highlight=False)
+    return 1 if skipped else 0
+
+
+@app.command()
+def enqueue(
+    uris: Annotated[list[str], typer.Argument(metavar="S3_URIS", help="s3://bucket/prefix to fan out.")],
+    queue_url: Annotated[Optional[str], typer.Option(help="The ingestion queue (default INGEST_QUEUE_URL).")] = None,
+) -> None:
+    """Send one ingestion message per object under the prefixes to the worker queue (a scaled-out backfill)."""
+    from cgchat.ingest.s3_ingest import list_objects, notification
+    from cgchat.settings import get_settings
+
+    settings = get_settings()
+    queue = queue_url or settings.ingest_queue_url
+    if not queue:
+        raise _fail("no queue: pass --queue-url or set INGEST_QUEUE_URL", EXIT_USAGE)
+    import boto3
+
+    s3 = _s3_client()
+    sqs = boto3.client("sqs", region_name=settings.aws_region, endpoint_url=settings.sqs_endpoint_url)
+    sent = 0
+    for bucket, prefix in (_split_s3(u) for u in uris):
+        batch: list[dict] = []
+        for obj in _listing(s3, bucket, prefix, list_objects):
+            body = notification(bucket, obj["Key"], str(obj.get("ETag", "")).strip('"'))
+            batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(body)})
+            if len(batch) == 10:
+                sent += _send_batch(sqs, queue, batch)
+                batch = []
+        if batch:
+            sent += _send_batch(sqs, queue, batch)
+    out.print(f"enqueued {sent} objects on {queue}", highlight=False)
+
+
+def _send_batch(sqs, queue: str, batch: list[dict]) -> int:  # noqa: ANN001
+    reply = sqs.send_message_batch(QueueUrl=queue, Entries=batch)
+    if reply.get("Failed"):
+        raise _fail(f"SQS refused {len(reply['Failed'])} messages: {reply['Failed'][0].get('Message')}", 1)
+    return len(batch)
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise _fail(f"{uri!r} has no bucket; write s3://bucket/prefix", EXIT_USAGE)
+    return bucket, prefix
+
+
+def _s3_client():  # noqa: ANN202
+    import boto3
+
+    from cgchat.settings import get_settings
+
+    settings = get_settings()
+    return boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.s3_endpoint_url)
+
+
+def _listing(s3, bucket: str, prefix: str, list_objects):  # noqa: ANN001, ANN202
+    """Objects under the prefix; a missing bucket or no permission becomes a usage error, not a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield from list_objects(s3, bucket, prefix)
+    except (ClientError, BotoCoreError) as exc:
+        raise _fail(f"cannot list s3://{bucket}/{prefix}: {exc}", EXIT_USAGE) from exc
 
 
 def _pending_visual(conn, paths: list[Path]) -> int:  # noqa: ANN001

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql:// URL of a Postgres with pgvector. Unset: an embedded Postgres under CGCHAT_HOME.",
     )
+    database_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret in RDS's JSON format (username, password, host, port, "
+        "dbname), read once per process when DATABASE_URL is unset: the password never sits in the environment.",
+    )
+    database_sslmode: str = Field(default="prefer", description="sslmode for DATABASE_SECRET_ARN connections.")
     db_pool_max: int = Field(default=8, ge=1, le=100, description="Connections the API server may hold.")
 
     text_model: Literal["minilm-fp32", "minilm-int8"] = Field(
@@ -96,6 +101,12 @@ class Settings(BaseSettings):
     cognito_token_use: Literal["access", "id", "any"] = "access"
 
     s3_endpoint_url: str | None = Field(default=None, description="Override the S3 endpoint (s3:// assets).")
+    assets_bucket: str | None = Field(default=None, description="The S3 bucket of the asset library (deployments).")
+    ingest_queue_url: str | None = Field(default=None, description="SQS queue of S3 events the ingestion worker "
+                                         "reads; `cgchat enqueue` sends backfill messages to it.")
+    ingest_dlq_url: str | None = Field(default=None, description="Dead-letter queue: the worker sends messages of "
+                                       "unreadable objects here at once, with the reason, instead of retrying them.")
+    sqs_endpoint_url: str | None = Field(default=None, description="Override the SQS endpoint.")
     s3_presign_seconds: int = Field(default=300, ge=10, le=604800, description="Lifetime of presigned asset URLs.")
     session_store: Literal["postgres", "dynamodb"] = "postgres"
     sessions_table: str = Field(default="cgchat-sessions", description="DynamoDB table (SESSION_STORE=dynamodb).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,12 +22,43 @@ def database_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
+    if settings.database_secret_arn:
+        return _url_from_secret(settings.database_secret_arn, settings.aws_region, settings.database_sslmode)
     from cgchat.db.embedded import embedded_url
 
     try:
         return embedded_url(settings.home())
     except Exception as exc:  # pgserver raises a variety of OS/subprocess errors
         raise DatabaseUnavailable(f"could not start the embedded PostgreSQL under {settings.home()}: {exc}") from exc
+
+
+_secret_urls: dict[str, str] = {}
+
+
+def _url_from_secret(arn: str, region: str, sslmode: str) -> str:
+    """A conninfo from an RDS-style JSON secret, fetched once per process (rotation: a new container,
+    or a connection failure, reads it again; see docs/DEPLOY.md)."""
+    if arn not in _secret_urls:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            raw = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=arn)["SecretString"]
+            secret = json.loads(raw)
+            _secret_urls[arn] = make_conninfo(
+                host=secret["host"], port=int(secret.get("port", 5432)), dbname=secret.get("dbname", "postgres"),
+                user=secret["username"], password=secret["password"], sslmode=sslmode, connect_timeout=10,
+            )
+        except (BotoCoreError, ClientError, KeyError, ValueError, TypeError) as exc:
+            # The message names the secret and what went wrong, never its value.
+            raise DatabaseUnavailable(f"cannot read the database secret {arn}: {type(exc).__name__}: {exc}") from None
+    return _secret_urls[arn]
+
+
+def forget_secret() -> None:
+    """Drop cached secrets (after the password was rotated and a connection failed)."""
+    _secret_urls.clear()
 
 
 def configure(conn: psycopg.Connection) -> None:

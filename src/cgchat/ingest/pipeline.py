@@ -158,18 +158,7 @@ class Ingestor:
             self.progress(work.path, None)
 
     def _extract(self, path: Path, size: int) -> Extraction:
-        if size == 0:
-            return Extraction(metadata={"empty": True}, text=["empty file (0 bytes)"])
-        extractor = extractor_for(path)
-        if extractor is None:
-            return Extraction()
-        try:
-            return extractor(path)
-        except ExtractionError:
-            raise
-        except Exception as exc:  # a library bug on one odd file must not stop a 100k-file run
-            log.debug("extractor crashed on %s", path, exc_info=True)
-            raise ExtractionError(f"could not read {extension_of(path) or 'file'} contents: {type(exc).__name__}: {exc}") from exc
+        return extract_file(path, size)
 
     def _write(self, work: _Work, extraction: Extraction, description: Description, vector: Any, report: IngestReport) -> None:
         facts = store.FileFacts(
@@ -199,6 +188,23 @@ class Ingestor:
             newly = [row["id"] for row in gone if row["status"] != "missing"]
             store.mark_missing(self.conn, newly)
             report.missing += len(newly)
+
+
+def extract_file(path: Path, size: int, name: str | None = None) -> Extraction:
+    """Run the extractor for ``path`` (chosen by ``name``'s extension when given: an S3 object in a
+    temp file). Raises ExtractionError, also for a library's crash on one odd file."""
+    if size == 0:
+        return Extraction(metadata={"empty": True}, text=["empty file (0 bytes)"])
+    extractor = extractor_for(Path(name) if name else path)
+    if extractor is None:
+        return Extraction()
+    try:
+        return extractor(path)
+    except ExtractionError:
+        raise
+    except Exception as exc:  # a library bug on one odd file must not stop a 100k-file run
+        log.debug("extractor crashed on %s", path, exc_info=True)
+        raise ExtractionError(f"could not read {extension_of(path) or 'file'} contents: {type(exc).__name__}: {exc}") from exc
 
 
 def _sha256(path: Path) -> str:

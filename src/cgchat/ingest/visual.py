@@ -77,15 +77,18 @@ class _Item:
 
 
 class VisualIndexer:
-    def __init__(self, conn: psycopg.Connection, clip: ClipEncoder, progress: Progress | None = None):
+    def __init__(self, conn: psycopg.Connection, clip: ClipEncoder, progress: Progress | None = None,
+                 local_files: dict[str, Path] | None = None):
+        """``local_files``: asset path → a local copy to read instead (an S3 object the worker downloaded)."""
         self.conn = conn
         self.clip = clip
+        self.local_files = local_files or {}
         self.progress = progress or (lambda _path, _total: None)
         settings = get_settings()
         self.interval_s = settings.video_keyframe_interval_s
         self.max_frames = settings.video_max_keyframes
 
-    def run(self, roots: Iterable[Path] | None = None, limit: int | None = None, retry_failed: bool = False,
+    def run(self, roots: Iterable[Path | str] | None = None, limit: int | None = None, retry_failed: bool = False,
             mark_stale: bool = True, should_stop: Callable[[], bool] = lambda: False) -> VisualReport:
         """Embed pending assets (under ``roots`` if given; at most ``limit`` of them).
 
@@ -151,13 +154,14 @@ class VisualIndexer:
                 if row is None:
                     raise ExtractionError("the .blend has no stored preview thumbnail")
                 pictures, item.times = [load_picture_bytes(bytes(row["data"]), size)], []
-            elif item.path.startswith("s3://"):
+            elif item.path.startswith("s3://") and item.path not in self.local_files:
                 raise ExtractionError("S3 objects are embedded by the ingestion worker, not from this machine")
             elif item.asset_type == "video":
-                frames = load_keyframes(Path(item.path), item.duration_s, self.interval_s, self.max_frames, size)
+                local = self.local_files.get(item.path, Path(item.path))
+                frames = load_keyframes(local, item.duration_s, self.interval_s, self.max_frames, size)
                 pictures, item.times = [f.image for f in frames], [f.time_s for f in frames]
             else:
-                pictures, item.times = [load_image(Path(item.path), size)], []
+                pictures, item.times = [load_image(self.local_files.get(item.path, Path(item.path)), size)], []
             item.pixels = np.stack([preprocess_one(p, size) for p in pictures])
         except ExtractionError as exc:
             item.error = str(exc)
@@ -193,7 +197,7 @@ class VisualIndexer:
             report.pictures += len(item.vectors)
 
 
-def pending_count(conn: psycopg.Connection, roots: Iterable[Path] | None = None) -> int:
+def pending_count(conn: psycopg.Connection, roots: Iterable[Path | str] | None = None) -> int:
     """How many assets wait for a visual embedding (stale ones count once run has marked them)."""
     where, params = _scope(roots)
     with conn.transaction():  # its own transaction, or a savepoint inside the caller's: never commits theirs
@@ -246,11 +250,11 @@ _VECTOR_MODEL = (
 )
 
 
-def _scope(roots: Iterable[Path] | None) -> tuple[str, dict[str, Any]]:
+def _scope(roots: Iterable[Path | str] | None) -> tuple[str, dict[str, Any]]:
     """A condition on ``f.path`` limiting the pass to files under ``roots`` (all files when None)."""
     if roots is None:
         return "TRUE", {}
-    paths = [str(absolute(Path(r))) for r in roots]
+    paths = [str(r) if str(r).startswith("s3://") else str(absolute(Path(r))) for r in roots]
     return (
         "(f.path = ANY(%(scope_paths)s) OR EXISTS (SELECT 1 FROM unnest(%(scope_prefixes)s::text[]) p"
         " WHERE starts_with(f.path, p)))",
