@@ -25,8 +25,8 @@ Two ways to deploy the same ASGI app (``cgchat.api.app.create_app``):
 
     Environment: the settings of ``cgchat.settings`` (``DATABASE_URL`` of an RDS/Aurora Postgres
     with pgvector, ``LLM_PROVIDER``/``BEDROCK_MODEL_ID``, ``AUTH_MODE=cognito`` + ``COGNITO_*``, ...);
-    ``CGCHAT_HOME`` should be under ``/tmp`` (the only writable path; the fp32 ONNX graph is
-    compiled there on a cold start, or use ``TEXT_MODEL=minilm-int8`` to skip that step).
+    ``CGCHAT_HOME=/opt/cgchat`` in the image: the models are baked in there at build time (read-only
+    at run time), so no cold start compiles or downloads one.
 
 (b) True response streaming: run the same app under uvicorn with the AWS Lambda Web Adapter
     extension (layer or ``COPY --from=public.ecr.aws/awsguru/aws-lambda-adapter`` in a container
@@ -36,8 +36,8 @@ Two ways to deploy the same ASGI app (``cgchat.api.app.create_app``):
 
     behind an API Gateway REST API integration with response streaming enabled (or a Function URL
     with ``InvokeMode=RESPONSE_STREAM``). Tokens then reach the client as they are generated, and
-    the ``: ping`` keep-alives matter. That path doesn't use this module (the container image is a
-    separate piece of work).
+    the ``: ping`` keep-alives matter. That path doesn't use this module; the Dockerfile's default
+    command and template.yaml set it up (docs/DEPLOY.md).
 
 Local run: ``python test_local.py "question"`` feeds a sample REST event to ``handler``.
 """

@@ -85,10 +85,9 @@ def worker_env(aws: Aws, pg_server_url: str, session_home: Path, monkeypatch: py
     from cgchat.db import migrate
     from cgchat.settings import get_settings
 
-    aws.purge()
     for obj in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
         aws.s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    _drain_all(aws)  # the deletes' own notifications
+    aws.purge()  # the previous test's leftovers and these deletes' notifications, unprocessed
     url = _create_database(pg_server_url, f"t_s3_{uuid.uuid4().hex[:10]}")
     migrate(url)
     env = {"DATABASE_URL": url, "CGCHAT_HOME": str(session_home), "S3_ENDPOINT_URL": aws.endpoint,
