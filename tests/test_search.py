@@ -158,3 +158,19 @@ def test_cli_search_json_contract(samples_conn) -> None:  # noqa: ANN001 - sets 
     bad = run_cli("search", "dragon", "--mode", "fuzzy")
     assert bad.returncode == 2
     assert run_cli("search", "dragon", "--limit", "0").returncode == 2
+
+
+def test_hnsw_breadth_is_set_per_query_not_per_session(samples_conn, monkeypatch) -> None:  # noqa: ANN001
+    """A session-level SET would pin pooled connections behind RDS Proxy: the breadth is transaction-local,
+    so after a search the connection carries no setting of ours."""
+    from cgchat.db.connection import open_connection
+    from cgchat.search import SearchRequest, search
+    from cgchat.settings import get_settings
+
+    monkeypatch.setenv("HNSW_EF_SEARCH", "321")
+    get_settings.cache_clear()
+    with open_connection(samples_conn.info.dsn) as conn:
+        assert search(conn, SearchRequest("dragon turntable")).results
+        left = conn.execute("SELECT current_setting('hnsw.ef_search', true) AS v").fetchone()["v"]
+    get_settings.cache_clear()
+    assert left != "321"

@@ -62,9 +62,9 @@ def forget_secret() -> None:
 
 
 def configure(conn: psycopg.Connection) -> None:
-    """Per-connection setup: vector types, and HNSW breadth for filtered/fused queries."""
+    """Per-connection setup: vector types. (The HNSW search breadth is set per query by the search
+    engine, transaction-local: a session-level SET would pin every connection behind RDS Proxy.)"""
     register_vector(conn)
-    conn.execute(f"SET hnsw.ef_search = {int(get_settings().hnsw_ef_search)}")
     conn.commit()
 
 

@@ -130,6 +130,8 @@ def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncode
         params.update(keyword_params(query))
         ctes.append(("keyword", keyword_cte(where)))
     visual_model = _add_visual(conn, request, query, where, params, ctes)
+    # Transaction-local (set_config(..., true)), so pooled connections keep no session state.
+    conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(settings.hnsw_ef_search),))
     rows = conn.execute(_fused_query(ctes), params).fetchall()
     conn.commit()
     mode = request.mode if len(ctes) > 1 or request.mode != "hybrid" else ctes[0][0]
