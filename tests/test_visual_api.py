@@ -98,6 +98,9 @@ def test_search_visual_text_and_like_asset(visual_api: httpx.Client) -> None:
     videos = [x for x in results if x["type"] == "video"]
     assert videos and all(v["timecode"] and v["time_s"] is not None for v in videos)
     assert all(x["timecode"] is None for x in results if x["type"] != "video")
+    # Every picture-bearing hit says where its thumbnail is; a video's is its matching keyframe.
+    assert all(x["thumbnail_url"] == f"/v1/assets/{x['id']}/thumbnail" for x in results if x["type"] == "image")
+    assert all(v["thumbnail_url"].endswith(f"?t={v['time_s']:g}") for v in videos)
     first = results[0]["id"]
     like = visual_api.post("/v1/search", json={"like_asset_id": first, "limit": 5}).json()
     assert like["retrievers"] == ["visual"] and like["results"]

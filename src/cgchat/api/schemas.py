@@ -48,6 +48,8 @@ class SearchItem(BaseModel):
     metadata: dict[str, Any]
     time_s: float | None = Field(default=None, description="Video hits: where in the clip it matched visually.")
     timecode: str | None = Field(default=None, description="time_s as HH:MM:SS.mmm.")
+    thumbnail_url: str | None = Field(default=None, description="A picture of the asset (a video's at time_s), "
+                                      "or none for assets without one.")
 
 
 class SearchReply(BaseModel):

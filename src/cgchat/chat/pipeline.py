@@ -168,16 +168,7 @@ def _tokens(pieces: Iterator[str | Cited], answer: list[str]) -> Iterator[sm.Str
 def _source(n: int, result: Any) -> sm.Source:
     return sm.Source(
         n=n, asset_id=result.id, path=result.path, name=result.name, type=result.type,
-        thumbnail_url=_thumbnail_url(result), score=result.score, matched_by=result.matched_by,
+        thumbnail_url=result.thumbnail_url, score=result.score, matched_by=result.matched_by,
         snippet=result.description[:240], time_s=result.time_s, timecode=result.timecode,
     )
 
-
-def _thumbnail_url(result: Any) -> str | None:
-    """Images and videos always have one (a video's at the matching keyframe); .blend files when saved with a preview."""
-    url = f"/v1/assets/{result.id}/thumbnail"
-    if result.type == "video":
-        return url + (f"?t={result.time_s:g}" if result.time_s is not None else "")
-    if result.type == "image" or ((result.metadata or {}).get("blend") or {}).get("has_preview"):
-        return url
-    return None

@@ -81,6 +81,17 @@ class SearchResult:
     time_s: float | None = None  # video hits: the keyframe that matched visually
 
     @property
+    def thumbnail_url(self) -> str | None:
+        """Images and videos always have one (a video's at the matching keyframe); .blend files when
+        saved with a preview. Served by GET /v1/assets/{id}/thumbnail."""
+        url = f"/v1/assets/{self.id}/thumbnail"
+        if self.type == "video":
+            return url + (f"?t={self.time_s:g}" if self.time_s is not None else "")
+        if self.type == "image" or ((self.metadata or {}).get("blend") or {}).get("has_preview"):
+            return url
+        return None
+
+    @property
     def timecode(self) -> str | None:
         if self.time_s is None:
             return None
@@ -94,7 +105,7 @@ class SearchResult:
             "matched_by": self.matched_by, "scores": self.scores, "ranks": self.ranks,
             "extension": self.extension, "size_bytes": self.size_bytes, "status": self.status,
             "description": self.description, "metadata": self.metadata, "time_s": self.time_s,
-            "timecode": self.timecode,
+            "timecode": self.timecode, "thumbnail_url": self.thumbnail_url,
         }
 
 

@@ -212,18 +212,10 @@ def _session_choices(client: ApiClient) -> list[tuple[str, str]]:
 def _gallery(client: ApiClient, results: list[dict[str, Any]]) -> list[tuple[Image.Image, str]]:
     items = []
     for hit in results:
-        url = hit.get("thumbnail_url") or _thumbnail_url(hit)
+        url = hit.get("thumbnail_url")  # search results and chat sources both carry it
         data = client.thumbnail(url) if url else None
         items.append((_picture(data, hit["type"]), _caption(hit)))
     return items
-
-
-def _thumbnail_url(hit: dict[str, Any]) -> str | None:
-    if hit["type"] == "video":
-        return f"/v1/assets/{hit['id']}/thumbnail" + (f"?t={hit['time_s']:g}" if hit.get("time_s") is not None else "")
-    if hit["type"] in ("image", "blend"):
-        return f"/v1/assets/{hit['id']}/thumbnail"
-    return None
 
 
 def _picture(data: bytes | None, kind: str) -> Image.Image:
