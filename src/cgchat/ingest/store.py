@@ -112,13 +112,10 @@ def visual_status_of(asset_type: str, extraction: Extraction) -> str | None:
     return None
 
 
-_VISUAL_TABLES = {"image": "images", "video": "videos", "blend": "blend_files"}
-
-
 def _saved_visual(conn: psycopg.Connection, file_id: int, asset_type: str) -> dict[str, Any] | None:
     row = conn.execute(
         sql.SQL("SELECT visual_embedding, visual_model FROM {} WHERE file_id = %s").format(
-            sql.Identifier(_VISUAL_TABLES[asset_type])),
+            sql.Identifier(TYPE_TABLES[asset_type][0])),
         (file_id,),
     ).fetchone()
     if row is None or row["visual_embedding"] is None:
@@ -133,7 +130,7 @@ def _saved_visual(conn: psycopg.Connection, file_id: int, asset_type: str) -> di
 def _restore_visual(conn: psycopg.Connection, file_id: int, asset_type: str, kept: dict[str, Any]) -> None:
     conn.execute(
         sql.SQL("UPDATE {} SET visual_embedding = %s, visual_model = %s WHERE file_id = %s").format(
-            sql.Identifier(_VISUAL_TABLES[asset_type])),
+            sql.Identifier(TYPE_TABLES[asset_type][0])),
         (kept["visual_embedding"], kept["visual_model"], file_id),
     )
     if kept["frames"]:

@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from cgchat.ingest.extractors.base import ExtractionError
+from cgchat.ingest.store import TYPE_TABLES
 from cgchat.ingest.pictures import load_image, load_keyframes, load_picture_bytes
 from cgchat.ingest.scan import absolute
 from cgchat.models.clip_encoder import ClipEncoder
@@ -223,7 +224,7 @@ def _store_vectors(conn: psycopg.Connection, item: _Item, model: str) -> None:
         vector = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
     else:
         vector = vectors[0]
-    table = {"image": "images", "video": "videos", "blend": "blend_files"}[item.asset_type]
+    table = TYPE_TABLES[item.asset_type][0]
     conn.execute(
         sql.SQL("UPDATE {} SET visual_embedding = %s, visual_model = %s WHERE file_id = %s").format(
             sql.Identifier(table)),
