@@ -4,6 +4,7 @@ implementation). Errors come back as ApiError with the server's own message, for
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +26,25 @@ class SseEvent:
     data: dict[str, Any]
 
 
+_pools: dict[str, httpx.Client] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(base_url: str, timeout: float) -> httpx.Client:
+    """One keep-alive connection pool per API for the whole UI process: every page action makes an
+    ApiClient, and a client (with its sockets) each time would leak them until garbage collection.
+    Tokens go per request, never on the pool; the API sets no cookies, so nothing passes between users."""
+    with _pools_lock:
+        if base_url not in _pools:
+            _pools[base_url] = httpx.Client(base_url=base_url, timeout=timeout)
+        return _pools[base_url]
+
+
 class ApiClient:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 120.0):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = _pool(self.base_url, timeout)
 
     def config(self) -> dict[str, Any]:
         return self._json("GET", "/v1/config")
@@ -46,7 +58,7 @@ class ApiClient:
     def thumbnail(self, url: str) -> bytes | None:
         """Bytes of a thumbnail URL as the API gives it (``/v1/assets/ID/thumbnail?t=...``); None if it has none."""
         try:
-            response = self._http.get(url, follow_redirects=True)
+            response = self._http.get(url, headers=self._headers, follow_redirects=True)
         except httpx.HTTPError:
             return None
         return response.content if response.status_code == 200 else None
@@ -64,7 +76,7 @@ class ApiClient:
         """The SSE events of one chat turn, as they arrive."""
         body = {"query": question, **({"session_id": session_id} if session_id else {})}
         try:
-            with self._http.stream("POST", "/v1/chat/stream", json=body) as response:
+            with self._http.stream("POST", "/v1/chat/stream", json=body, headers=self._headers) as response:
                 if response.status_code != 200:
                     response.read()
                     raise ApiError(_message(response), response.status_code)
@@ -77,7 +89,7 @@ class ApiClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiError(f"the server cannot be reached ({exc.__class__.__name__}); is `cgchat serve` running?") from exc
         if response.status_code >= 400:
