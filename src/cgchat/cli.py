@@ -116,7 +116,9 @@ def ingest(
             if not as_json:
                 _print_visual_report(visual_report)
         elif visual is None:
-            waiting = _pending_visual(conn, paths)
+            from cgchat.ingest.visual import pending_count
+
+            waiting = pending_count(conn, paths or None)
             summary["visual"] = {"model": None, "pending": waiting}
             if waiting and not as_json:
                 err.print(f"{waiting} pictures wait for visual embeddings: install CLIP with "
@@ -173,10 +175,9 @@ def enqueue(
     queue = queue_url or settings.ingest_queue_url
     if not queue:
         raise _fail("no queue: pass --queue-url or set INGEST_QUEUE_URL", EXIT_USAGE)
-    import boto3
+    from cgchat.services.sqs import sqs_client
 
-    s3 = _s3_client()
-    sqs = boto3.client("sqs", region_name=settings.aws_region, endpoint_url=settings.sqs_endpoint_url)
+    s3, sqs = _s3_client(), sqs_client(settings)
     sent = 0
     for bucket, prefix in (_split_s3(u) for u in uris):
         batch: list[dict] = []
@@ -206,12 +207,11 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def _s3_client():  # noqa: ANN202
-    import boto3
-
+    from cgchat.services.s3 import S3Files
     from cgchat.settings import get_settings
 
     settings = get_settings()
-    return boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.s3_endpoint_url)
+    return S3Files(settings.aws_region, settings.s3_endpoint_url).client
 
 
 def _listing(s3, bucket: str, prefix: str, list_objects):  # noqa: ANN001, ANN202
@@ -222,12 +222,6 @@ def _listing(s3, bucket: str, prefix: str, list_objects):  # noqa: ANN001, ANN20
         yield from list_objects(s3, bucket, prefix)
     except (ClientError, BotoCoreError) as exc:
         raise _fail(f"cannot list s3://{bucket}/{prefix}: {exc}", EXIT_USAGE) from exc
-
-
-def _pending_visual(conn, paths: list[Path]) -> int:  # noqa: ANN001
-    from cgchat.ingest.visual import pending_count
-
-    return pending_count(conn, paths or None)
 
 
 @app.command()

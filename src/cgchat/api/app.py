@@ -95,6 +95,7 @@ def create_app() -> FastAPI:
         """What this server is running with (no secrets)."""
         chat = request.app.state.chat
         settings = request.app.state.settings
+        visual_model = _visual_model()
         return {
             "version": __version__,
             "llm_provider": chat.provider.name,
@@ -105,9 +106,9 @@ def create_app() -> FastAPI:
             else "Cognito access tokens required (Authorization: Bearer ...)",
             "session_store": settings.session_store,
             "database": "external" if settings.database_url else "embedded",
-            "search_modes": ["hybrid", "semantic", "keyword"] + (["visual"] if _visual_model() else []),
-            "visual_model": _visual_model(),
-            "visual_install": None if _visual_model() else "cgchat models install-clip SOURCE",
+            "search_modes": ["hybrid", "semantic", "keyword"] + (["visual"] if visual_model else []),
+            "visual_model": visual_model,
+            "visual_install": None if visual_model else "cgchat models install-clip SOURCE",
             "chat_top_k": settings.chat_top_k,
         }
 

@@ -19,6 +19,8 @@ from typing import Any
 import psycopg
 
 from cgchat.ingest.s3_ingest import PermanentFailure, S3Ingestor, parse_notification
+from cgchat.services.s3 import S3Files
+from cgchat.services.sqs import sqs_client
 from cgchat.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,9 @@ class IngestWorker:
         for record in event.get("Records") or []:
             message_id = record.get("messageId", "")
             try:
-                result.outcomes[message_id] = [self._ingestor().apply(e) for e in parse_notification(record["body"])]
+                events = parse_notification(record["body"])
+                ingestor = self._ingestor()
+                result.outcomes[message_id] = [ingestor.apply(e) for e in events]
             except PermanentFailure as exc:
                 log.warning("dead-lettering %s: %s", message_id, exc)
                 if self._dead_letter(record, str(exc)):
@@ -91,10 +95,7 @@ class IngestWorker:
 
     def _s3_client(self) -> Any:
         if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3", region_name=self.settings.aws_region,
-                                    endpoint_url=self.settings.s3_endpoint_url)
+            self._s3 = S3Files(self.settings.aws_region, self.settings.s3_endpoint_url).client
         return self._s3
 
     def _dead_letter(self, record: dict[str, Any], reason: str) -> bool:
@@ -102,10 +103,7 @@ class IngestWorker:
         if not self.settings.ingest_dlq_url:
             return False
         if self._sqs is None:
-            import boto3
-
-            self._sqs = boto3.client("sqs", region_name=self.settings.aws_region,
-                                     endpoint_url=self.settings.sqs_endpoint_url)
+            self._sqs = sqs_client(self.settings)
         self._sqs.send_message(
             QueueUrl=self.settings.ingest_dlq_url, MessageBody=record["body"],
             MessageAttributes={
