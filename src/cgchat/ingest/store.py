@@ -47,7 +47,7 @@ class FileFacts:
     extension: str
     size_bytes: int
     mtime_ns: int
-    sha256: str
+    sha256: str | None  # None: an S3 object read in ranges, with no full-object checksum from S3
     mime_type: str
     asset_type: str
 
@@ -84,7 +84,8 @@ def write_asset(
         file_id = upserted["id"]
         # Same bytes re-indexed (a new text model): its pictures did not change, so neither do their
         # CLIP vectors; carry them over instead of re-embedding a whole library.
-        same_pixels = upserted["old_sha256"] == facts.sha256 and upserted["old_visual_status"] == "embedded"
+        same_pixels = facts.sha256 is not None and upserted["old_sha256"] == facts.sha256 \
+            and upserted["old_visual_status"] == "embedded"
         kept = _saved_visual(conn, file_id, facts.asset_type) if same_pixels and visual_status == "pending" else None
         conn.execute(_DELETE_CHILD_ROWS, {"id": file_id})  # the type may have changed: clear them all
         _write_type_row(conn, file_id, facts.asset_type, extraction.type_row)
@@ -93,6 +94,7 @@ def write_asset(
         _write_dependencies(conn, file_id, extraction)
         if extraction.thumbnail_png:
             _write_thumbnail(conn, file_id, extraction.thumbnail_png)
+        _index_keywords(conn, file_id)  # last: it takes the keyword lock, held until this commit
     return file_id
 
 
@@ -154,6 +156,8 @@ def touch(conn: psycopg.Connection, path: str, mtime_ns: int) -> None:
 
 
 def mark_missing(conn: psycopg.Connection, ids: list[int]) -> None:
+    """Missing assets keep their keyword postings and still count in the BM25 statistics: they stay
+    findable with include_missing, and a file that comes back unchanged is revived by ``touch`` alone."""
     with conn.transaction():
         conn.execute(
             "UPDATE files SET status = 'missing', missing_since = now() WHERE id = ANY(%s) AND status <> 'missing'",
@@ -162,7 +166,10 @@ def mark_missing(conn: psycopg.Connection, ids: list[int]) -> None:
 
 
 def delete_assets(conn: psycopg.Connection, ids: list[int]) -> None:
+    """Delete assets; their keyword postings go with them (cascade), their term statistics first."""
     with conn.transaction():
+        conn.execute(_LOCK_KEYWORDS)
+        conn.execute(_UNINDEX_KEYWORDS, {"ids": ids})
         conn.execute("DELETE FROM files WHERE id = ANY(%s)", (ids,))
 
 
@@ -221,6 +228,16 @@ def _write_thumbnail(conn: psycopg.Connection, file_id: int, png: bytes) -> None
     )
 
 
+def _index_keywords(conn: psycopg.Connection, file_id: int) -> None:
+    """Replace the asset's BM25 postings with the terms of its (new) search_tsv, and move the document
+    frequencies and collection length by the difference. Four statements, one pipelined round trip."""
+    with conn.pipeline():
+        conn.execute(_LOCK_KEYWORDS)
+        conn.execute(_REINDEX_KEYWORD_STATS, {"id": file_id})
+        conn.execute("DELETE FROM keyword_postings WHERE file_id = %(id)s", {"id": file_id})
+        conn.execute(_INSERT_POSTINGS, {"id": file_id})
+
+
 def _basename(raw_path: str) -> str:
     """Basename of a path written on any OS (Blender stores ``//tex\\a.png`` from Windows too)."""
     return os.path.basename(raw_path.replace("\\", "/").rstrip("/")) or raw_path
@@ -258,4 +275,48 @@ ON CONFLICT (path) DO UPDATE SET
     name_trigrams = EXCLUDED.name_trigrams, tokens = EXCLUDED.tokens, visual_status = EXCLUDED.visual_status,
     indexed_at = now(), missing_since = NULL
 RETURNING id, (SELECT sha256 FROM old) AS old_sha256, (SELECT visual_status FROM old) AS old_visual_status
+"""
+
+# Every keyword writer locks the one statistics row first: their (short) updates run one at a time, so
+# two writers can never lock keyword_terms rows in opposite orders.
+_LOCK_KEYWORDS = "SELECT 1 FROM keyword_stats FOR UPDATE"
+
+# Runs before the postings are replaced: ``old`` is the asset's previous terms, ``new`` its current ones.
+_REINDEX_KEYWORD_STATS = """
+WITH new AS (
+    SELECT k.term, k.tf FROM files f CROSS JOIN LATERAL keyword_terms_of(f.search_tsv) k WHERE f.id = %(id)s
+), old AS (
+    SELECT term, dl FROM keyword_postings WHERE file_id = %(id)s
+), added AS (
+    INSERT INTO keyword_terms AS t (term, df)
+    SELECT term, 1 FROM new WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.term = new.term) ORDER BY term
+    ON CONFLICT (term) DO UPDATE SET df = t.df + 1
+), removed AS (
+    UPDATE keyword_terms t SET df = t.df - 1
+    FROM old WHERE t.term = old.term AND NOT EXISTS (SELECT 1 FROM new WHERE new.term = old.term)
+)
+UPDATE keyword_stats SET
+    n_docs = n_docs + (EXISTS (SELECT 1 FROM new))::int - (EXISTS (SELECT 1 FROM old))::int,
+    total_length = total_length + coalesce((SELECT sum(tf) FROM new), 0) - coalesce((SELECT max(dl) FROM old), 0)
+"""
+
+# Impacts at the average length that includes this asset (updated just before).
+_INSERT_POSTINGS = """
+INSERT INTO keyword_postings (file_id, term, tf, dl, impact)
+SELECT %(id)s, t.term, t.tf, t.dl, keyword_bm25_tf(t.tf, t.dl, s.total_length / greatest(s.n_docs, 1), s.k1, s.b)
+FROM (SELECT k.term, k.tf, sum(k.tf) OVER () AS dl
+      FROM files f CROSS JOIN LATERAL keyword_terms_of(f.search_tsv) k WHERE f.id = %(id)s) t
+CROSS JOIN keyword_stats s
+"""
+
+_UNINDEX_KEYWORDS = """
+WITH old AS (
+    SELECT file_id, term, dl FROM keyword_postings WHERE file_id = ANY(%(ids)s)
+), terms AS (
+    UPDATE keyword_terms t SET df = t.df - o.n
+    FROM (SELECT term, count(*) AS n FROM old GROUP BY term) o WHERE t.term = o.term
+), docs AS (
+    SELECT count(*) AS n, coalesce(sum(dl), 0) AS length FROM (SELECT DISTINCT ON (file_id) file_id, dl FROM old) d
+)
+UPDATE keyword_stats SET n_docs = n_docs - docs.n, total_length = total_length - docs.length FROM docs
 """

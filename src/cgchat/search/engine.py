@@ -41,6 +41,10 @@ MODES = ("hybrid", "semantic", "keyword", "visual")
 _ALIASES = {"semantic": "sem", "keyword": "kw", "visual": "vis"}
 MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 200
+# Weighted RRF: each retriever's 1 / (k + rank) is multiplied by its weight. Keyword 1.5 was chosen on
+# BEIR SciFact's 809 train queries (grid 0.5-2.0 at the rrf_k default 60; bench/retrieval_eval.py):
+# nDCG@10 0.714 at 1.0, 0.723 at 1.5. Never tuned on the test queries.
+RRF_WEIGHTS = {"sem": 1.0, "kw": 1.5, "vis": 1.0}
 
 
 class SearchError(ValueError):
@@ -130,7 +134,7 @@ def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncode
     where, params = filters_mod.to_sql(applied)
     settings = get_settings()
     k = max(settings.search_candidates, request.limit)
-    params.update(k=k, limit=request.limit, rrf_k=settings.rrf_k)
+    params.update(k=k, limit=request.limit, rrf_k=settings.rrf_k, **{f"rrf_w_{a}": w for a, w in RRF_WEIGHTS.items()})
     ctes: list[tuple[str, sql.Composable]] = []
     text_mode = request.mode in ("hybrid", "semantic", "keyword") and query
     if text_mode and request.mode in ("hybrid", "semantic"):
@@ -206,7 +210,10 @@ def _fused_query(ctes: list[tuple[str, sql.Composable]]) -> sql.Composable:
     joined = sql.SQL(aliases[0])
     for alias in aliases[1:]:
         joined = sql.SQL("{} FULL JOIN {} USING (id)").format(joined, sql.SQL(alias))
-    rrf = sql.SQL(" + ").join(sql.SQL("COALESCE(1.0 / (%(rrf_k)s + {}.rank), 0)").format(sql.SQL(a)) for a in aliases)
+    rrf = sql.SQL(" + ").join(
+        sql.SQL("COALESCE({w} / (%(rrf_k)s + {a}.rank), 0)").format(w=sql.Placeholder(f"rrf_w_{a}"), a=sql.SQL(a))
+        for a in aliases
+    )
     # Equal RRF scores are common (ranks 1,2 vs 2,1): the keyword score, which rewards the query's
     # own words in names and paths, then the semantic one, decide instead of an arbitrary id.
     tiebreak = sql.SQL(", ").join(
