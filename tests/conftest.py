@@ -158,6 +158,28 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     )
 
 
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto in server mode on loopback (S3, SQS, Secrets Manager...), with fake credentials and no
+    profile or endpoint from the developer's own environment leaking in."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    mp = pytest.MonkeyPatch()
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        mp.delenv(var, raising=False)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": "/dev/null",
+                       "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        mp.setenv(key, value)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        mp.undo()
+        server.stop()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

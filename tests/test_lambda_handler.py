@@ -130,11 +130,11 @@ def test_base64_encoded_body(lam, name: str) -> None:
 def test_app_and_pool_are_created_once(lam) -> None:
     lam.handler(event("http_v2_healthz"), None)
     app, startups = lam._APP, lam.STARTUPS
-    pool = app.state.pool
+    database = app.state.database
     for name in ("http_v2_healthz", "rest_v1_search", "rest_v1_chat"):
         assert lam.handler(copy.deepcopy(event(name)), None)["statusCode"] == 200
-    assert lam._APP is app and app.state.pool is pool and lam.STARTUPS == startups
-    assert not pool.closed
+    assert lam._APP is app and app.state.database is database and lam.STARTUPS == startups
+    assert not database.pool.closed
 
 
 def test_stage_is_not_stripped_from_a_real_route(lam) -> None:

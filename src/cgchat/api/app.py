@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cgchat import __version__
 from cgchat.api.auth import install_auth, make_verifier
@@ -23,9 +22,9 @@ from cgchat.api.schemas import Health, SearchBody, SearchReply
 from cgchat.chat.pipeline import ChatPipeline
 from cgchat.chat.providers.factory import make_provider
 from cgchat.chat.sessions import PostgresSessions, SessionStoreFactory
-from cgchat.db import database_url, migrate
-from cgchat.db.connection import configure
+from cgchat.db import DatabaseUnavailable, database_url, migrate
 from cgchat.db.embedded import release_embedded
+from cgchat.db.pool import Database
 from cgchat.ingest.backfill import VisualBackfill
 from cgchat.models.clip_encoder import ClipNotInstalled, get_clip_encoder
 from cgchat.models.text_encoder import get_text_encoder
@@ -49,27 +48,23 @@ def make_session_store(settings: Settings) -> SessionStoreFactory:
 def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = database_url()
-        migrate(url)
-        pool = ConnectionPool(
-            url, min_size=1, max_size=get_settings().db_pool_max, configure=configure, open=True,
-            kwargs={"row_factory": psycopg.rows.dict_row}, check=ConnectionPool.check_connection, timeout=10,
-        )
-        app.state.pool = pool
-        app.state.settings = get_settings()
-        app.state.sessions = make_session_store(app.state.settings)
-        app.state.s3 = S3Files(app.state.settings.aws_region, app.state.settings.s3_endpoint_url,
-                               app.state.settings.s3_presign_seconds)
-        app.state.chat = ChatPipeline(pool.connection, make_provider(app.state.settings), app.state.sessions)
+        settings = get_settings()
+        _start_database(settings)
+        database = Database(settings.db_pool_max)
+        app.state.database = database
+        app.state.settings = settings
+        app.state.sessions = make_session_store(settings)
+        app.state.s3 = S3Files(settings.aws_region, settings.s3_endpoint_url, settings.s3_presign_seconds)
+        app.state.chat = ChatPipeline(database.connection, make_provider(settings), app.state.sessions)
         get_text_encoder()  # load now, so the first request doesn't pay for it
-        backfill = VisualBackfill(pool.connection, app.state.settings.visual_backfill_poll_s).start() \
-            if app.state.settings.visual_backfill else None
+        backfill = VisualBackfill(database.connection, settings.visual_backfill_poll_s).start() \
+            if settings.visual_backfill else None
         try:
             yield
         finally:
             if backfill is not None:
                 backfill.stop()
-            pool.close()
+            database.close()
             release_embedded()
 
     app = FastAPI(title="cgchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -84,10 +79,10 @@ def create_app() -> FastAPI:
     def healthz(request: Request) -> Health:
         model = get_text_encoder().model_id
         try:
-            with request.app.state.pool.connection(timeout=2) as conn:
+            with request.app.state.database.connection(timeout=2) as conn:
                 assets = conn.execute("SELECT count(*) AS n FROM files WHERE status = 'indexed'").fetchone()["n"]
             return Health(status="ok", database=True, assets=assets, text_model=model, visual_model=_visual_model())
-        except (PoolTimeout, psycopg.Error):
+        except (DatabaseUnavailable, psycopg.Error):
             return Health(status="degraded", database=False, text_model=model, visual_model=_visual_model())
 
     @app.get("/v1/config")
@@ -130,6 +125,18 @@ def create_app() -> FastAPI:
         )
 
     return app
+
+
+def _start_database(settings: Settings) -> None:
+    """Migrate before serving. The embedded server is ours: failing to start it is fatal, with its
+    reason. An external database may be down right now (failover, maintenance): then the server starts
+    anyway, answers 503 and migrates on the first connection that works (cgchat.db.pool)."""
+    try:
+        migrate(database_url())
+    except DatabaseUnavailable as exc:
+        if settings.database_url is None and not settings.database_secret_arn:
+            raise
+        log.warning("starting without the database (%s); requests get 503 until it is reachable", exc)
 
 
 def _mount_ui(app: FastAPI, settings: Settings) -> None:

@@ -6,15 +6,9 @@ from collections.abc import Iterator
 
 import psycopg
 from fastapi import Request
-from psycopg_pool import PoolTimeout
-
-from cgchat.db import DatabaseUnavailable
 
 
 def db_connection(request: Request) -> Iterator[psycopg.Connection]:
-    """A pooled connection for one request; an unreachable database becomes a 503, not a 500."""
-    try:
-        with request.app.state.pool.connection() as conn:
-            yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable(str(exc)) from exc
+    """A pooled connection for one request; an unreachable database is a 503 (cgchat.db.pool)."""
+    with request.app.state.database.connection() as conn:
+        yield conn

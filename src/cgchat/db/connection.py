@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Self
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -36,8 +37,8 @@ _secret_urls: dict[str, str] = {}
 
 
 def _url_from_secret(arn: str, region: str, sslmode: str) -> str:
-    """A conninfo from an RDS-style JSON secret, fetched once per process (rotation: a new container,
-    or a connection failure, reads it again; see docs/DEPLOY.md)."""
+    """A conninfo from an RDS-style JSON secret, fetched once per process and again after a
+    connection failure (RotatingConnection; see docs/DEPLOY.md, rotating the password)."""
     if arn not in _secret_urls:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
@@ -61,6 +62,19 @@ def forget_secret() -> None:
     _secret_urls.clear()
 
 
+class RotatingConnection(psycopg.Connection):
+    """A connection whose failure to connect makes the next attempt read the database secret again:
+    after a password rotation the old one fails once, then the new one is used, with no restart."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:  # type: ignore[override]
+        try:
+            return super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError:
+            forget_secret()
+            raise
+
+
 def configure(conn: psycopg.Connection) -> None:
     """Per-connection setup: vector types. (The HNSW search breadth is set per query by the search
     engine, transaction-local: a session-level SET would pin every connection behind RDS Proxy.)"""
@@ -72,7 +86,7 @@ def open_connection(url: str | None = None) -> psycopg.Connection:
     """A new connection with dict rows; raises DatabaseUnavailable with the reason."""
     url = url or database_url()
     try:
-        conn = psycopg.connect(url, row_factory=dict_row, connect_timeout=10)
+        conn = RotatingConnection.connect(url, row_factory=dict_row, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
     try:

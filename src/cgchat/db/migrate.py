@@ -11,7 +11,7 @@ from importlib import resources
 
 import psycopg
 
-from cgchat.db.connection import DatabaseUnavailable, database_url
+from cgchat.db.connection import DatabaseUnavailable, RotatingConnection, database_url
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def migrate(url: str | None = None) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     url = url or database_url()
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        conn = RotatingConnection.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
     applied: list[str] = []

@@ -86,10 +86,7 @@ class IngestWorker:
 
     def _drop_broken_connection(self) -> None:
         if self._conn is not None and (self._conn.closed or self._conn.broken):
-            from cgchat.db.connection import forget_secret
-
-            self._conn = None
-            forget_secret()  # the password may have been rotated: read the secret again
+            self._conn = None  # reconnecting re-reads the secret if the password was rotated
         elif self._conn is not None:
             self._conn.rollback()
 
