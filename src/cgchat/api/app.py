@@ -18,6 +18,7 @@ from cgchat.api.chat_routes import router as chat_router
 from cgchat.api.deps import db_connection
 from cgchat.api.docs import install_docs
 from cgchat.api.errors import install_error_handlers
+from cgchat.api.limits import install_limits
 from cgchat.api.schemas import Health, SearchBody, SearchReply
 from cgchat.chat.pipeline import ChatPipeline
 from cgchat.chat.providers.factory import make_provider
@@ -70,6 +71,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="cgchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search and chat over a CG studio's asset library.")
     install_error_handlers(app)
+    install_limits(app)
     install_docs(app)
     install_auth(app, make_verifier(get_settings()))
     app.include_router(chat_router)

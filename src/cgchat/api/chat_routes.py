@@ -10,23 +10,37 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cgchat.api.deps import db_connection
-from cgchat.api.sse import sse_response
+from cgchat.api.schemas import AssetDetail, ChatReply, SessionHistory, SessionList, error_responses
+from cgchat.api.sse import in_stream_thread, sse_response
 from cgchat.chat import stream_models as sm
 from cgchat.chat.pipeline import ChatPipeline, ChatTurn
 from cgchat.chat.sessions import SessionNotFound
-from cgchat.db import DatabaseUnavailable
 
 router = APIRouter()
 MAX_QUESTION = 10_000
+_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+_REDIRECT: dict[int | str, dict[str, Any]] = {302: {"description": "S3 assets: a presigned URL to fetch it."}}
+
+
+def _doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """Declare the 200 body in the OpenAPI schema without filtering what the route returns through it
+    (tests/test_fuzz_api.py checks every response against the declaration)."""
+    return {200: {"model": model}}
+
+
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+_FILE: dict[int | str, dict[str, Any]] = {200: {"description": "The file's bytes, as its own MIME type.",
+                                                "content": {"*/*": _BYTES}}}
+_THUMBNAIL: dict[int | str, dict[str, Any]] = {200: {"description": "A JPEG or PNG preview.",
+                                                     "content": {"image/*": _BYTES}}}
 
 
 class ChatBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as the schema says: true is not a number
 
     query: str = Field(min_length=1, max_length=MAX_QUESTION - 1, description="The question, in words.")
     session_id: str | None = Field(default=None, max_length=64, description="Continue this session.")
@@ -34,6 +48,8 @@ class ChatBody(BaseModel):
 
 
 class LegacyChatBody(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     query: str = Field(min_length=1, max_length=MAX_QUESTION - 1)
 
 
@@ -58,29 +74,27 @@ async def _prepared(body: ChatBody, request: Request, who: str) -> Any:
         return await run_in_threadpool(pipeline(request).prepare, turn)
     except SessionNotFound as exc:
         raise HTTPException(404, f"no session {exc.args[0]!r} for this user; omit session_id to start one") from exc
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable(str(exc)) from exc
 
 
-@router.post("/v1/chat/stream", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
+@router.post("/v1/chat/stream", response_class=Response, responses={**_SSE, **error_responses(404)})
 async def chat_stream(body: ChatBody, request: Request, who: str = Depends(owner)) -> Response:
     """Answer as Server-Sent Events: meta, sources, token/citation..., usage, error?, done."""
     prepared = await _prepared(body, request, who)
     return sse_response(pipeline(request).stream(prepared), request.app.state.settings.sse_ping_seconds)
 
 
-@router.post("/chat", response_class=Response, responses={200: {"content": {"text/event-stream": {}}}})
+@router.post("/chat", response_class=Response, responses=_SSE)
 async def chat_legacy(body: LegacyChatBody, request: Request, who: str = Depends(owner)) -> Response:
     """The original contract: {"query": ...} in, the same SSE stream out."""
     prepared = await _prepared(ChatBody(query=body.query), request, who)
     return sse_response(pipeline(request).stream(prepared), request.app.state.settings.sse_ping_seconds)
 
 
-@router.post("/v1/chat")
+@router.post("/v1/chat", responses={**_doc(ChatReply), **error_responses(404)})
 async def chat_json(body: ChatBody, request: Request, who: str = Depends(owner)) -> dict[str, Any]:
     """The same pipeline, one JSON response."""
     prepared = await _prepared(body, request, who)
-    events = await run_in_threadpool(lambda: list(pipeline(request).stream(prepared)))
+    events = await in_stream_thread(lambda: list(pipeline(request).stream(prepared)))
     reply: dict[str, Any] = {"answer": "", "citations": [], "error": None}
     for event in events:
         if isinstance(event, sm.Meta):
@@ -100,12 +114,12 @@ async def chat_json(body: ChatBody, request: Request, who: str = Depends(owner))
     return reply
 
 
-@router.get("/v1/sessions")
+@router.get("/v1/sessions", responses=_doc(SessionList))
 def list_sessions(request: Request, conn: psycopg.Connection = Depends(db_connection), who: str = Depends(owner)) -> dict[str, Any]:
     return {"sessions": request.app.state.sessions(conn).list(who)}
 
 
-@router.get("/v1/sessions/{session_id}")
+@router.get("/v1/sessions/{session_id}", responses={**_doc(SessionHistory), **error_responses(404)})
 def get_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(db_connection), who: str = Depends(owner)) -> dict[str, Any]:
     try:
         messages = request.app.state.sessions(conn).history(who, session_id)
@@ -114,7 +128,7 @@ def get_session(session_id: str, request: Request, conn: psycopg.Connection = De
     return {"session_id": session_id, "messages": [asdict(m) for m in messages]}
 
 
-@router.delete("/v1/sessions/{session_id}", status_code=204)
+@router.delete("/v1/sessions/{session_id}", status_code=204, responses=error_responses(404))
 def delete_session(session_id: str, request: Request, conn: psycopg.Connection = Depends(db_connection), who: str = Depends(owner)) -> Response:
     try:
         request.app.state.sessions(conn).delete(who, session_id)
@@ -123,7 +137,7 @@ def delete_session(session_id: str, request: Request, conn: psycopg.Connection =
     return Response(status_code=204)
 
 
-@router.get("/v1/assets/{asset_id}")
+@router.get("/v1/assets/{asset_id}", responses={**_doc(AssetDetail), **error_responses(404)})
 def get_asset(asset_id: int, conn: psycopg.Connection = Depends(db_connection)) -> dict[str, Any]:
     row = _asset(conn, asset_id)
     deps = conn.execute(
@@ -135,7 +149,8 @@ def get_asset(asset_id: int, conn: psycopg.Connection = Depends(db_connection)) 
             "thumbnail_url": f"/v1/assets/{asset_id}/thumbnail", "file_url": f"/v1/assets/{asset_id}/file"}
 
 
-@router.get("/v1/assets/{asset_id}/file")
+@router.get("/v1/assets/{asset_id}/file", response_class=Response,
+            responses={**_FILE, **_REDIRECT, **error_responses(404, 410)})
 def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = Depends(db_connection)) -> Response:
     """The file itself, found by id only: no path from the request ever reaches the file system.
     Local files are streamed; S3 assets get a 302 to a presigned URL."""
@@ -149,7 +164,8 @@ def get_asset_file(asset_id: int, request: Request, conn: psycopg.Connection = D
     return FileResponse(path, media_type=row["mime_type"] or "application/octet-stream", filename=row["name"])
 
 
-@router.get("/v1/assets/{asset_id}/thumbnail")
+@router.get("/v1/assets/{asset_id}/thumbnail", response_class=Response,
+            responses={**_THUMBNAIL, **_REDIRECT, **error_responses(404)})
 def get_asset_thumbnail(
     asset_id: int, request: Request, t: float | None = Query(default=None, ge=0, le=1e7, description="Video: seconds."),
     conn: psycopg.Connection = Depends(db_connection),

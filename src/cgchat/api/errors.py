@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cgchat.api.schemas import document_errors
 from cgchat.db import DatabaseUnavailable
 from cgchat.search import SearchError, VisualModelMissing
 
@@ -20,6 +22,8 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    _document_errors(app)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
@@ -49,3 +53,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal error; the server log has details")
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document declares these handlers' responses (schemas.document_errors), so clients and
+    the schema fuzzer (tests/test_fuzz_api.py) see the errors the API really answers."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from cgchat.api.auth import OPEN_PATHS, OPEN_PREFIXES
+
+            app.openapi_schema = document_errors(
+                build(), lambda path: path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from starlette.responses import StreamingResponse
 
@@ -18,6 +20,18 @@ from cgchat.chat import stream_models as sm
 PING_INTERVAL = 10.0
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 _END = object()
+T = TypeVar("T")
+# Each open stream holds a thread for as long as its model talks (mostly waiting on the network). The event
+# loop's default executor has min(32, cores + 4) threads, so on 2 cores the 7th concurrent stream waited for
+# one of the first six to end before it got even its `meta` event: streams get a pool of their own.
+MAX_STREAMS = 256
+_STREAM_THREADS = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix="sse-stream")
+
+
+async def in_stream_thread(work: Callable[[], T]) -> T:
+    """Run a whole model answer (POST /v1/chat) on a stream thread: on Starlette's threadpool it would hold
+    one of the 40 threads that every sync route (search, sessions, /healthz) shares, while the model talks."""
+    return await asyncio.get_running_loop().run_in_executor(_STREAM_THREADS, work)
 
 
 def sse_response(events: Iterator[sm.StreamEvent], ping_interval: float = PING_INTERVAL) -> StreamingResponse:
@@ -46,7 +60,7 @@ async def _frames(events: Iterator[sm.StreamEvent], ping_interval: float) -> Asy
                 close()  # a client that left stops the model stream now (the provider closes its connection)
             loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-    worker = loop.run_in_executor(None, produce)
+    worker = loop.run_in_executor(_STREAM_THREADS, produce)
     event_id = 0
     try:
         while True:
