@@ -1,7 +1,8 @@
 """The ``cgchat`` command: ingest, search, serve, and a few inspection helpers.
 
 Exit codes: 0 success; 1 ingest finished but skipped some files (listed); 2 usage error (bad
-arguments, paths that don't exist, invalid search input); 3 the database is unavailable.
+arguments, paths that don't exist, invalid search input); 3 the database is unavailable; 4 CGCHAT_HOME
+cannot hold local state (read-only, not writable by this user, disk full).
 """
 
 from __future__ import annotations
@@ -9,13 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from cgchat.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Search and chat over a CG asset library.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -28,6 +34,7 @@ err = Console(stderr=True)
 
 EXIT_USAGE = 2
 EXIT_DB = 3
+EXIT_HOME = 4
 
 
 class Mode(str, Enum):
@@ -59,7 +66,14 @@ def _connection():  # noqa: ANN202 - psycopg types stay out of the CLI's import 
         migrate()
         return open_connection()
     except DatabaseUnavailable as exc:
-        raise _fail(str(exc), EXIT_DB) from exc
+        raise _db_fail(exc) from exc
+
+
+def _db_fail(exc: Exception) -> typer.Exit:
+    """Exit 4 when the embedded database could not start because of CGCHAT_HOME itself, else 3."""
+    from cgchat.local_state import HomeUnusable
+
+    return _fail(str(exc), EXIT_HOME if isinstance(exc.__cause__, HomeUnusable) else EXIT_DB)
 
 
 @app.command()
@@ -101,7 +115,7 @@ def ingest(
             from cgchat.ingest.pipeline import Ingestor
             from cgchat.models.text_encoder import get_text_encoder
 
-            with _progress("indexing", enabled=not as_json and sys.stderr.isatty()) as progress:
+            with _progress("indexing", enabled=not as_json and sys.stderr.isatty()) as progress, _stop_when_full():
                 report = Ingestor(conn, get_text_encoder(), progress).run(paths, prune=prune)
             summary, exit_code = report.as_dict(), report.exit_code
             if not as_json:
@@ -146,7 +160,8 @@ def _ingest_s3(uris: list[str], as_json: bool) -> int:
         ingestor = S3Ingestor(conn, get_text_encoder(), s3, clip)
         for bucket, prefix in buckets:
             for obj in _listing(s3, bucket, prefix, list_objects):
-                event = S3Event(bucket, obj["Key"], "created", etag=str(obj.get("ETag", "")).strip('"'))
+                event = S3Event(bucket, obj["Key"], "created", etag=str(obj.get("ETag", "")).strip('"'),
+                                size=obj.get("Size"))
                 try:
                     outcome = ingestor.apply(event)
                 except PermanentFailure as exc:
@@ -182,7 +197,7 @@ def enqueue(
     for bucket, prefix in (_split_s3(u) for u in uris):
         batch: list[dict] = []
         for obj in _listing(s3, bucket, prefix, list_objects):
-            body = notification(bucket, obj["Key"], str(obj.get("ETag", "")).strip('"'))
+            body = notification(bucket, obj["Key"], str(obj.get("ETag", "")).strip('"'), obj.get("Size"))
             batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(body)})
             if len(batch) == 10:
                 sent += _send_batch(sqs, queue, batch)
@@ -299,17 +314,56 @@ def serve(
     from cgchat.settings import get_settings
 
     settings = get_settings()
+    _prepare_local_state(settings)
     if ingest_path:
         from cgchat.ingest.pipeline import Ingestor
         from cgchat.models.text_encoder import get_text_encoder
 
         conn = _connection()
-        with conn, _progress("indexing", enabled=sys.stderr.isatty()) as progress:
+        with conn, _progress("indexing", enabled=sys.stderr.isatty()) as progress, _stop_when_full():
             report = Ingestor(conn, get_text_encoder(), progress).run(ingest_path)
         _print_report(report)
     from cgchat.api.app import create_app
 
     uvicorn.run(create_app(), host=host or settings.host, port=port or settings.port, log_level=settings.log_level)
+
+
+@contextmanager
+def _stop_when_full() -> Iterator[None]:
+    """A database out of disk space ends the ingest with what to do: exit 4 when the database is the
+    embedded one under CGCHAT_HOME, else 3 (the database server's disk)."""
+    import psycopg
+
+    from cgchat.ingest.pipeline import DatabaseFull
+    from cgchat.settings import get_settings
+
+    try:
+        yield
+    except (DatabaseFull, psycopg.Error) as exc:
+        if isinstance(exc, psycopg.Error) and not (exc.sqlstate or "").startswith("53"):
+            raise  # class 53: insufficient resources (disk full...), also outside the per-file writes
+        settings = get_settings()
+        embedded = settings.database_url is None and not settings.database_secret_arn
+        fix = (f"The embedded database lives in CGCHAT_HOME ({settings.cgchat_home.expanduser()}): free disk "
+               "space there, or set CGCHAT_HOME to a directory on a disk with room" if embedded
+               else "Free disk space on the database server")
+        raise _fail(f"{exc}. {fix}; then run the same command again (files already indexed are skipped)",
+                    EXIT_HOME if embedded else EXIT_DB) from exc
+
+
+def _prepare_local_state(settings: Settings) -> None:
+    """Start the embedded database and load the text model before binding the port, so a broken
+    CGCHAT_HOME stops ``serve`` with one sentence instead of a traceback from the app's start-up
+    (both are cached: the app reuses them)."""
+    from cgchat.db import DatabaseUnavailable, database_url
+    from cgchat.models.text_encoder import get_text_encoder
+
+    if settings.database_url is None and not settings.database_secret_arn:
+        try:
+            database_url(settings)
+        except DatabaseUnavailable as exc:
+            raise _db_fail(exc) from exc
+    get_text_encoder()
 
 
 @models_app.command("install-clip")
@@ -365,7 +419,7 @@ def db_migrate() -> None:
     try:
         applied = migrate()
     except DatabaseUnavailable as exc:
-        raise _fail(str(exc), EXIT_DB) from exc
+        raise _db_fail(exc) from exc
     out.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -459,8 +513,19 @@ def _print_results(response) -> None:  # noqa: ANN001
 
 
 def main() -> None:
+    from cgchat.local_state import WRITE_ERRNOS, HomeUnusable, explain
+    from cgchat.settings import get_settings
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except HomeUnusable as exc:
+        raise SystemExit(_fail(str(exc), EXIT_HOME).exit_code) from exc
+    except OSError as exc:  # a write under CGCHAT_HOME (a model build...) hit a read-only or full disk
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        home = get_settings().cgchat_home.expanduser()
+        raise SystemExit(_fail(explain(home, exc), EXIT_HOME).exit_code) from exc
 
 
 if __name__ == "__main__":

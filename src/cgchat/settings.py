@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     bedrock_model_id: str | None = Field(default=None, description="Default us.meta.llama3-2-11b-instruct-v1:0.")
     bedrock_endpoint_url: str | None = Field(default=None, description="Override the Bedrock runtime endpoint.")
     aws_region: str = Field(default="us-east-1")
+    llm_read_timeout_s: float = Field(
+        default=120.0, gt=0, le=3600, description="Longest silence from the model (Bedrock or OpenAI-compatible) "
+        "before the answer ends with an error event: before its first byte and between chunks. A server that never "
+        "answers is given up on after at most LLM_MAX_ATTEMPTS times this.",
+    )
+    llm_max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Requests per answer while no text was shown: throttling (HTTP 429), "
+        "5xx and dropped connections before the first token are retried with backoff; never after it.",
+    )
     chat_top_k: int = Field(default=8, ge=1, le=50, description="Sources retrieved per chat turn.")
     sse_ping_seconds: float = Field(default=10.0, gt=0, le=300, description="`: ping` after this much stream silence.")
 
@@ -108,6 +117,11 @@ class Settings(BaseSettings):
                                        "unreadable objects here at once, with the reason, instead of retrying them.")
     sqs_endpoint_url: str | None = Field(default=None, description="Override the SQS endpoint.")
     s3_presign_seconds: int = Field(default=300, ge=10, le=604800, description="Lifetime of presigned asset URLs.")
+    s3_range_read_min_mb: int = Field(default=256, ge=1, description="S3 videos at least this big are indexed with "
+                                      "range reads (their index and keyframes) instead of a whole download.")
+    s3_download_max_mb: int | None = Field(default=None, ge=1, description="Largest S3 object downloaded whole "
+                                           "to index it; larger ones that cannot be read in ranges are indexed by name, "
+                                           "path and size only. Unset: 90% of the temporary directory's free space.")
     session_store: Literal["postgres", "dynamodb"] = "postgres"
     sessions_table: str = Field(default="cgchat-sessions", description="DynamoDB table (SESSION_STORE=dynamodb).")
     dynamodb_endpoint_url: str | None = Field(default=None, description="Override the DynamoDB endpoint.")
@@ -133,9 +147,15 @@ class Settings(BaseSettings):
         return (self.clip_model_dir or self.home() / "models" / "clip").expanduser()
 
     def home(self) -> Path:
-        """CGCHAT_HOME with ``~`` expanded, created on first use."""
+        """CGCHAT_HOME with ``~`` expanded, created on first use (HomeUnusable, saying what to fix, if it
+        cannot be)."""
         path = self.cgchat_home.expanduser()
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from cgchat.local_state import HomeUnusable, explain
+
+            raise HomeUnusable(explain(path, exc)) from exc
         return path
 
 

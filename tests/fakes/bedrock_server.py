@@ -16,7 +16,9 @@ script repeats, which is how a test says "throttle forever". Steps:
     ("exception", "throttlingException", "slow down")   in-stream exception message
     ("http_error", 429, "ThrottlingException"[, "msg"])  HTTP error instead of a stream (first step)
     ("bad_crc", "text")                     a contentBlockDelta whose message CRC is wrong
+    ("partial", "text")                     the first half of a contentBlockDelta message (a cut frame)
     ("drop",)                               close the connection mid-stream (no final chunk)
+    ("reset",)                              abort the connection with a TCP RST mid-stream
     ("sleep", 0.5)                          pause; as the first step it delays the response headers
 """
 
@@ -131,7 +133,7 @@ class _Handler(ChunkedHandler):
         if model_id is None:
             self._send_error(404, "UnknownOperationException", f"no route for {self.path}")
             return
-        self._play(self.server.fake.next_script())
+        self._play(self.server.fake.next_script(body))
 
     def _model_id(self) -> str | None:
         parts = self.path.split("?")[0].split("/")
@@ -168,6 +170,12 @@ class _Handler(ChunkedHandler):
             elif step[0] == "drop":
                 self.drop()
                 return
+            elif step[0] == "reset":
+                self.reset()
+                return
+            elif step[0] == "partial":
+                message = _step_message(("text", step[1]))
+                self.write_chunk(message[: len(message) // 2])
             else:
                 self.write_chunk(_step_message(step))
         self.end_chunks()

@@ -18,6 +18,7 @@ script repeats, which is how a test says "fail forever". Steps:
                                        message string (wrapped as {"error": {"message"}}), a dict
                                        (sent as JSON) or bytes (sent as-is)
     ("drop",)                          close the connection mid-stream (no final chunk)
+    ("reset",)                         abort the connection with a TCP RST mid-stream
     ("sleep", 0.5)                     pause; as the first step it delays the response headers
 """
 
@@ -74,7 +75,7 @@ class _Handler(ChunkedHandler):
             self._send_error(404, f"no route for {self.path}")
             return
         self._body = body
-        self._play(self.server.fake.next_script())
+        self._play(self.server.fake.next_script(raw))
 
     # --- responses ----------------------------------------------------------------------------
 
@@ -106,6 +107,9 @@ class _Handler(ChunkedHandler):
                 self.server.fake.sleep(step[1])
             elif step[0] == "drop":
                 self.drop()
+                return
+            elif step[0] == "reset":
+                self.reset()
                 return
             else:
                 self.write_chunk(self._step_bytes(step))

@@ -7,8 +7,12 @@ says "throttle forever". A fake subclasses ScriptedFake and names its request ha
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +31,7 @@ class ScriptedFake:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._scripts: deque[Script] = deque()
+        self._routes: dict[bytes, Script] = {}
         self._last: Script = when_nothing_scripted
         self.requests: list[Any] = []
         self.url = ""
@@ -35,8 +40,17 @@ class ScriptedFake:
         with self._lock:
             self._scripts.extend(scripts)
 
-    def next_script(self) -> Script:
+    def route(self, marker: str, script: Script) -> None:
+        """Every request whose body contains ``marker`` gets ``script``, whatever the queue holds: tells
+        concurrent requests (and their retries) apart."""
         with self._lock:
+            self._routes[marker.encode()] = script
+
+    def next_script(self, body: bytes = b"") -> Script:
+        with self._lock:
+            for marker, script in self._routes.items():
+                if marker in body:
+                    return script
             if self._scripts:
                 self._last = self._scripts.popleft()
             return self._last
@@ -86,6 +100,25 @@ class ChunkedHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.wfile.flush()
         self.connection.shutdown(socket.SHUT_RDWR)
+
+    def reset(self) -> None:
+        """Abort the TCP connection with a RST (SO_LINGER 0), as a load balancer killing a stream does:
+        the client's next read fails with ECONNRESET instead of seeing an end of stream."""
+        self.close_connection = True
+        self.wfile.flush()
+        self._wait_sent()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+    def _wait_sent(self, limit_s: float = 2.0) -> None:
+        """Wait until the bytes already written have left the send queue: a RST discards unsent data, and
+        the client must see what came before the reset (on a busy machine small writes linger, corked)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            unsent = struct.unpack("i", fcntl.ioctl(self.connection.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+            if unsent == 0:
+                return
+            time.sleep(0.005)
 
 
 class QuietServer(ThreadingHTTPServer):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psycopg
 
@@ -35,6 +35,11 @@ BATCH_SIZE = 32
 class Skipped:
     path: str
     reason: str
+
+
+class DatabaseFull(RuntimeError):
+    """The database cannot take more rows (disk full, out of memory: SQLSTATE class 53). No file's fault,
+    so the run stops instead of extracting every file left only to list each one as rejected."""
 
 
 @dataclass(slots=True)
@@ -172,6 +177,9 @@ class Ingestor:
         except psycopg.Error as exc:
             if self.conn.closed or self.conn.broken:
                 raise
+            if (exc.sqlstate or "").startswith("53"):  # insufficient resources: disk full, out of memory
+                raise DatabaseFull(f"the database has no room for more ({exc.diag.message_primary or exc}); "
+                                   f"{report.added + report.updated} files were indexed and are kept") from exc
             report.skipped.append(Skipped(str(work.path), f"database rejected it: {exc}".strip()))
             return
         if work.existed:
@@ -190,21 +198,25 @@ class Ingestor:
             report.missing += len(newly)
 
 
-def extract_file(path: Path, size: int, name: str | None = None) -> Extraction:
-    """Run the extractor for ``path`` (chosen by ``name``'s extension when given: an S3 object in a
-    temp file). Raises ExtractionError, also for a library's crash on one odd file."""
+def extract_file(source: Path | BinaryIO, size: int, name: str | None = None) -> Extraction:
+    """Run the extractor for ``source``, chosen by ``name``'s extension when given (an S3 object in a
+    temp file). A seekable stream (an S3 range reader) only for videos: the one format read from
+    streams. Raises ExtractionError, also for a library's crash on one odd file."""
     if size == 0:
         return Extraction(metadata={"empty": True}, text=["empty file (0 bytes)"])
-    extractor = extractor_for(Path(name) if name else path)
+    named = Path(name) if name else source
+    if not isinstance(named, Path):
+        raise TypeError("extract_file needs a name for a stream")
+    extractor = extractor_for(named)
     if extractor is None:
         return Extraction()
     try:
-        return extractor(path)
+        return extractor(source)
     except ExtractionError:
         raise
     except Exception as exc:  # a library bug on one odd file must not stop a 100k-file run
-        log.debug("extractor crashed on %s", path, exc_info=True)
-        raise ExtractionError(f"could not read {extension_of(path) or 'file'} contents: {type(exc).__name__}: {exc}") from exc
+        log.debug("extractor crashed on %s", named, exc_info=True)
+        raise ExtractionError(f"could not read {extension_of(named) or 'file'} contents: {type(exc).__name__}: {exc}") from exc
 
 
 def _sha256(path: Path) -> str:

@@ -94,6 +94,10 @@ def build_bert_onnx(model_dir: Path, out_path: Path) -> Path:
                               producer_name="cgchat")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(out_path)  # atomic: a half-written model is never picked up
+    try:
+        onnx.save(model, str(tmp))
+        tmp.replace(out_path)  # atomic: a half-written model is never picked up
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written copy's space
+        raise OSError(exc.errno, f"cannot write the text model to {out_path}: {exc.strerror or exc}") from exc
     return out_path

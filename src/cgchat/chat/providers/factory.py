@@ -21,7 +21,8 @@ def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
 
         return BedrockProvider(
             model_id=settings.bedrock_model_id or DEFAULT_MODEL_ID, region=settings.aws_region,
-            endpoint_url=settings.bedrock_endpoint_url,
+            endpoint_url=settings.bedrock_endpoint_url, max_attempts=settings.llm_max_attempts,
+            read_timeout=settings.llm_read_timeout_s,
         )
     if choice == "openai":
         if not settings.llm_base_url:
@@ -29,7 +30,8 @@ def make_provider(settings: Settings) -> LLMProvider | NoLLMComposer:
         from cgchat.chat.providers.openai_compat import OpenAICompatProvider
 
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return OpenAICompatProvider(settings.llm_base_url, settings.llm_model, key)
+        return OpenAICompatProvider(settings.llm_base_url, settings.llm_model, key,
+                                    max_attempts=settings.llm_max_attempts, read_timeout=settings.llm_read_timeout_s)
     if choice == "llamacpp":
         if not settings.llm_gguf_path:
             raise ValueError("LLM_PROVIDER=llamacpp needs LLM_GGUF_PATH (a .gguf file); pip install 'cgchat[llamacpp]'")
