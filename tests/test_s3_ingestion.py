@@ -57,23 +57,8 @@ class Aws:
 
 
 @pytest.fixture(scope="module")
-def aws(session_home: Path) -> Iterator[Aws]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        mp.delenv(var, raising=False)
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": "/dev/null",
-                       "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        mp.setenv(key, value)
-    try:
-        yield Aws(f"http://127.0.0.1:{port}")
-    finally:
-        mp.undo()
-        server.stop()
+def aws(moto_endpoint: str) -> Aws:
+    return Aws(moto_endpoint)
 
 
 @pytest.fixture()
@@ -331,3 +316,109 @@ def test_s3_test_event_and_hidden_keys_are_ignored(aws: Aws, worker_env: str) ->
     handled = _drain_all(aws)
     assert len(handled) == 2 and not any(h["failed"] for h in handled)
     assert _rows(worker_env) == {} and _dlq(aws) == []
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 s of 640x360 H.264 (about 5 MB), a keyframe every second, index (moov) at the end."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("video") / "dragon_flyby_v007.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=duration=40:size=640x360:rate=24",
+                    "-vf", "noise=alls=30:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-g", "24",
+                    "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+    return out
+
+
+def _in_ranges(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    from cgchat.settings import get_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
+def test_a_long_video_is_indexed_from_range_reads(aws: Aws, worker_env: str, long_video: Path, clip_env: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over S3_RANGE_READ_MIN_MB, a video is read in place: its index, first frame and keyframes,
+    a fraction of its bytes; without an S3 checksum its sha256 is unknown (NULL), not invented."""
+    import lambda_function
+
+    from cgchat.db.connection import open_connection
+
+    _in_ranges(monkeypatch, S3_RANGE_READ_MIN_MB="1")
+    lambda_function._WORKER = None
+    size = long_video.stat().st_size
+    _upload(aws, {"review/dragon_flyby_v007.mp4": long_video})
+    handled = _drain_all(aws)
+    assert len(handled) == 1 and not handled[0]["failed"]
+    row = _rows(worker_env)[f"s3://{BUCKET}/review/dragon_flyby_v007.mp4"]
+    assert row["status"] == "indexed" and row["sha256"] is None
+    assert row["metadata_json"]["video"]["duration_s"] == pytest.approx(40, abs=0.1)
+    read = row["metadata_json"]["s3_range_read"]
+    assert 0 < read["bytes"] < size * 0.25, (read, size)  # the index and the first GOP, not the movie
+    with open_connection(worker_env) as conn:  # keyframes decoded from ranges too, at their times
+        times = [r["time_s"] for r in conn.execute(
+            "SELECT k.time_s FROM video_keyframes k JOIN files f ON f.id = k.file_id ORDER BY k.time_s")]
+        status = conn.execute("SELECT visual_status FROM files").fetchone()["visual_status"]
+    assert status == "embedded" and len(times) == 16 and times[0] < 2 and times[-1] > 38
+    assert _search_paths(worker_env, "dragon flyby")[0].endswith("dragon_flyby_v007.mp4")
+
+
+def test_a_range_read_video_takes_its_sha256_from_the_s3_checksum(aws: Aws, worker_env: str, long_video: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import lambda_function
+
+    _in_ranges(monkeypatch, S3_RANGE_READ_MIN_MB="1")
+    lambda_function._WORKER = None
+    aws.s3.put_object(Bucket=BUCKET, Key="review/checked.mp4", Body=long_video.read_bytes(), ChecksumAlgorithm="SHA256")
+    _drain_all(aws)
+    row = _rows(worker_env)[f"s3://{BUCKET}/review/checked.mp4"]
+    assert row["sha256"] == hashlib.sha256(long_video.read_bytes()).hexdigest()
+    assert row["metadata_json"]["s3_range_read"]["bytes"] < long_video.stat().st_size * 0.25
+
+
+def test_an_object_too_big_to_download_is_indexed_by_name_and_size(aws: Aws, worker_env: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .blend cannot be read in ranges: over S3_DOWNLOAD_MAX_MB it is not downloaded (it could fill
+    the worker's disk) but still findable, with the reason recorded."""
+    import lambda_function
+
+    _in_ranges(monkeypatch, S3_DOWNLOAD_MAX_MB="1")
+    lambda_function._WORKER = None
+    big = b"BLENDER-v300" + bytes(3 * 1024 * 1024)
+    aws.s3.put_object(Bucket=BUCKET, Key="dragon/sets/castle_master_v012.blend", Body=big)
+    handled = _drain_all(aws)
+    assert len(handled) == 1 and not handled[0]["failed"] and _dlq(aws) == []
+    row = _rows(worker_env)[f"s3://{BUCKET}/dragon/sets/castle_master_v012.blend"]
+    assert row["status"] == "indexed" and row["asset_type"] == "blend" and row["sha256"] is None
+    assert "over S3_DOWNLOAD_MAX_MB" in row["metadata_json"]["not_read"]
+    assert "blend" not in row["metadata_json"]  # nothing was extracted from bytes it never read
+    assert _search_paths(worker_env, "castle master")[0].endswith("castle_master_v012.blend")
+
+
+def test_range_reader_reads_what_a_file_would(aws: Aws, worker_env: str, long_video: Path) -> None:
+    """Random seeks and reads against the same bytes on disk, and an overwrite mid-read is noticed."""
+    import random
+
+    from cgchat.services.s3_ranges import ObjectChanged, S3RangeReader
+
+    data = long_video.read_bytes()
+    head = aws.s3.put_object(Bucket=BUCKET, Key="raw/video.bin", Body=data)
+    reader = S3RangeReader(aws.s3, BUCKET, "raw/video.bin", len(data), etag=head["ETag"].strip('"'),
+                           block_size=64 * 1024, cached_blocks=4)
+    rng = random.Random(7)
+    for _ in range(60):
+        start, length = rng.randrange(len(data)), rng.choice([1, 100, 65_535, 65_536, 70_000, 300_000])
+        assert reader.seek(start) == start
+        assert reader.read(length) == data[start:start + length]
+    assert reader.seek(-10, 2) == len(data) - 10 and reader.read() == data[-10:] and reader.read(5) == b""
+    assert reader.bytes_fetched < len(data) * 3 and reader.error is None
+
+    aws.s3.put_object(Bucket=BUCKET, Key="raw/video.bin", Body=b"another file")
+    reader.seek(0)
+    with pytest.raises(ObjectChanged):
+        reader.read(100_000)
+    assert isinstance(reader.error, ObjectChanged)

@@ -17,10 +17,12 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
 from cgchat.ingest.extractors.base import ExtractionError
+from cgchat.ingest.extractors.video import av_input
 
 # Shrink (box, integer factor) when the short side is more than this many times the model input.
 PRESHRINK_FACTOR = 4
@@ -78,20 +80,20 @@ def load_picture_bytes(data: bytes, min_side: int = 224, max_pixels: int | None 
     return _preshrink(image, min_side)
 
 
-def load_keyframes(path: Path, duration_s: float | None, interval_s: float = 2.0, max_frames: int = 16,
+def load_keyframes(path: Path | BinaryIO, duration_s: float | None, interval_s: float = 2.0, max_frames: int = 16,
                    min_side: int = 224) -> list[Keyframe]:
     """The frames at ``keyframe_times``; raises ExtractionError when none can be decoded."""
     return load_frames(path, keyframe_times(duration_s, interval_s, max_frames), min_side)
 
 
-def load_frames(path: Path, times: list[float], min_side: int = 224) -> list[Keyframe]:
+def load_frames(path: Path | BinaryIO, times: list[float], min_side: int = 224) -> list[Keyframe]:
     """Decode the frames at ``times`` (seconds, ascending): seek to the nearest earlier keyframe, then
     decode forward to the wanted time. Raises ExtractionError when no frame can be decoded."""
     import av
 
     frames: list[Keyframe] = []
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(av_input(path), metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise ExtractionError("no video stream")
             stream = container.streams.video[0]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import psycopg
@@ -79,8 +79,9 @@ class _Item:
 
 class VisualIndexer:
     def __init__(self, conn: psycopg.Connection, clip: ClipEncoder, progress: Progress | None = None,
-                 local_files: dict[str, Path] | None = None):
-        """``local_files``: asset path → a local copy to read instead (an S3 object the worker downloaded)."""
+                 local_files: dict[str, Path | BinaryIO] | None = None):
+        """``local_files``: asset path → what to read instead: a local copy of an S3 object the worker
+        downloaded, or a range reader over it (a long video)."""
         self.conn = conn
         self.clip = clip
         self.local_files = local_files or {}

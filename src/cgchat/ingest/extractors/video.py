@@ -1,23 +1,24 @@
 """Video containers through PyAV (FFmpeg's libraries): MP4, MOV, MKV, AVI, WebM, MXF...
 
 The first video frame is decoded so a file with a valid header but broken data is caught here,
-at ingest, rather than by an artist opening it later.
+at ingest, rather than by an artist opening it later. The source may be a seekable stream (an S3
+object read in ranges): FFmpeg then fetches only the container's index and the frames it decodes.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cgchat.ingest.extractors.base import Extraction, ExtractionError
 
 
-def extract_video(path: Path) -> Extraction:
+def extract_video(source: Path | BinaryIO) -> Extraction:
     import av  # deferred: FFmpeg's libraries are the heaviest import ingest has
 
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(av_input(source), metadata_errors="ignore") as container:
             info = _describe(container)
             if container.streams.video:
                 _decode_first_frame(container)
@@ -35,6 +36,14 @@ def extract_video(path: Path) -> Extraction:
         "with audio" if info["audio_streams"] else "no audio",
     ]
     return Extraction(metadata={"video": info}, text=[t for t in text if t], type_row=type_row)
+
+
+def av_input(source: Path | BinaryIO) -> str | BinaryIO:
+    """What ``av.open`` takes: a path as text, or a stream rewound (it may have been read before)."""
+    if isinstance(source, Path):
+        return str(source)
+    source.seek(0)
+    return source
 
 
 def _describe(container: Any) -> dict[str, Any]:
