@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,20 +140,22 @@ def test_visual_mode_is_off_without_clip_and_errors_are_words(page) -> None:  # 
 
 
 def test_sessions_reopen_and_delete(page) -> None:  # noqa: ANN001
-    page.fill("#question textarea", "dragon turntable videos")
+    # A question of its own: other tests (load, fuzz) save chat sessions in the same samples database.
+    question = f"dragon turntable videos {uuid.uuid4().hex[:8]}"
+    page.fill("#question textarea", question)
     page.click("#send")
     _wait_status(page, "Answered from")
     page.click("#new-session")
     _wait_status(page, "New session")
-    assert "dragon turntable videos" not in page.inner_text("#chatbot")
+    assert question not in page.inner_text("#chatbot")
     page.click("#sessions input")
-    page.locator("li[data-testid=dropdown-option]", has_text="dragon turntable videos").first.click()
+    page.locator("li[data-testid=dropdown-option]", has_text=question).first.click()
     _wait_status(page, "Reopened a session of 1 turns")
-    assert "dragon turntable videos" in page.inner_text("#chatbot")
+    assert question in page.inner_text("#chatbot")
     page.click("#delete-session")
     _wait_status(page, "Session deleted")
     page.click("#sessions input")
-    assert page.locator("li[data-testid=dropdown-option]", has_text="dragon turntable videos").count() == 0
+    assert page.locator("li[data-testid=dropdown-option]", has_text=question).count() == 0
 
 
 def test_screenshot_for_the_readme(page, tmp_path: Path) -> None:  # noqa: ANN001
