@@ -16,7 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -212,3 +213,23 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+@contextmanager
+def live_server(env: dict[str, str], unset: Iterable[str] = ()) -> Iterator[LiveServer]:
+    """The app under uvicorn with these environment variables set (and ``unset`` removed) while it
+    runs; for module-scoped servers, where the function-scoped ``monkeypatch`` cannot be used."""
+    from cgchat.settings import get_settings
+
+    mp = pytest.MonkeyPatch()
+    for key in unset:
+        mp.delenv(key, raising=False)
+    for key, value in env.items():
+        mp.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        with LiveServer() as server:
+            yield server
+    finally:
+        mp.undo()
+        get_settings.cache_clear()

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import live_server
 from tests.fakes import bedrock_server, openai_server
 from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.openai_server import FakeOpenAI
@@ -34,25 +34,14 @@ OpenAIApi = tuple[httpx.Client, FakeOpenAI]
 
 
 def _serve(env: dict[str, str], samples_db: str, session_home: Any) -> Iterator[httpx.Client]:
-    from cgchat.settings import get_settings
-
-    mp = pytest.MonkeyPatch()
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK", "AWS_ENDPOINT_URL",
-                "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "BEDROCK_MODEL_ID",
-                "LLM_BASE_URL", "BEDROCK_ENDPOINT_URL"):
-        mp.delenv(var, raising=False)
+    unset = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK", "AWS_ENDPOINT_URL",
+             "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "BEDROCK_MODEL_ID",
+             "LLM_BASE_URL", "BEDROCK_ENDPOINT_URL")
     base = {"DATABASE_URL": samples_db, "CGCHAT_HOME": str(session_home), "AUTH_MODE": "off",
             "VISUAL_BACKFILL": "false", "SSE_PING_SECONDS": "0.3", "LLM_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
             "LLM_MAX_ATTEMPTS": str(MAX_ATTEMPTS)}
-    for key, value in {**base, **env}.items():
-        mp.setenv(key, value)
-    get_settings.cache_clear()
-    try:
-        with LiveServer() as server, httpx.Client(base_url=server.base_url, timeout=60) as client:
-            yield client
-    finally:
-        mp.undo()
-        get_settings.cache_clear()
+    with live_server({**base, **env}, unset) as server, httpx.Client(base_url=server.base_url, timeout=60) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import LiveServer
+from tests.conftest import live_server
 
 MIN_REQUESTS = 1000
 EXPLORE = int(os.environ.get("FUZZ_EXPLORE", "0"))
@@ -66,10 +66,7 @@ class Tally:
 def live(samples_db: str, session_home, tiny_clip_dir) -> Iterator[str]:  # noqa: ANN001
     """The server with a (tiny) CLIP installed, so picture searches are fuzzed too; no backfill, so the
     shared samples database gains no visual vectors."""
-    from cgchat.settings import get_settings
-
-    mp = pytest.MonkeyPatch()
-    for key, value in {
+    with live_server({
         "DATABASE_URL": samples_db,
         "CGCHAT_HOME": str(session_home),
         "LLM_PROVIDER": "none",
@@ -77,13 +74,8 @@ def live(samples_db: str, session_home, tiny_clip_dir) -> Iterator[str]:  # noqa
         "UI_ENABLED": "false",
         "VISUAL_BACKFILL": "false",
         "CLIP_MODEL_DIR": str(tiny_clip_dir),
-    }.items():
-        mp.setenv(key, value)
-    get_settings.cache_clear()
-    with LiveServer() as server:
+    }) as server:
         yield server.base_url
-    mp.undo()
-    get_settings.cache_clear()
 
 
 def _fuzz(

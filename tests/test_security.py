@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import SAMPLES, LiveServer
+from tests.conftest import SAMPLES, live_server
 from tests.fakes.jwks_server import CLIENT_ID, JwksServer, new_key
 from tests.fakes.openai_server import FakeOpenAI, reply
 from tests.test_chat_api import parse_sse
@@ -92,20 +92,10 @@ def llm() -> Iterator[FakeOpenAI]:
 
 
 def _serve(env: dict[str, str], session_home: Path) -> Iterator[httpx.Client]:
-    from cgchat.settings import get_settings
-
-    mp = pytest.MonkeyPatch()
-    for key in ("BEDROCK_MODEL_ID", "BEDROCK_ENDPOINT_URL", "LLM_GGUF_PATH", "CLIP_MODEL_DIR"):
-        mp.delenv(key, raising=False)
-    for key, value in {"CGCHAT_HOME": str(session_home), "VISUAL_BACKFILL": "false", **env}.items():
-        mp.setenv(key, value)
-    get_settings.cache_clear()
-    try:
-        with LiveServer() as server, httpx.Client(base_url=server.base_url, timeout=60) as client:
-            yield client
-    finally:
-        mp.undo()
-        get_settings.cache_clear()
+    with live_server({"CGCHAT_HOME": str(session_home), "VISUAL_BACKFILL": "false", **env},
+                     unset=("BEDROCK_MODEL_ID", "BEDROCK_ENDPOINT_URL", "LLM_GGUF_PATH", "CLIP_MODEL_DIR")) as server, \
+            httpx.Client(base_url=server.base_url, timeout=60) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS, LiveServer
+from tests.conftest import ARTIFACTS, live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No network beyond loopback here: keep Chromium from calling home (refused connections, slow starts).
@@ -36,23 +36,16 @@ ANSWER = ["Three Cycles scenes: ", "sh020_lighting_v002.blend [1], ", "dragon_fl
 
 @pytest.fixture(scope="module")
 def ui_server(samples_db: str, session_home: Path) -> Iterator[str]:
-    from cgchat.settings import get_settings
     from tests.fakes.openai_server import FakeOpenAI, reply
 
-    mp = pytest.MonkeyPatch()
     with FakeOpenAI().running() as llm:
         script = reply(*ANSWER)
         for n in range(len(ANSWER) - 1, 0, -1):
             script.insert(n, ("sleep", 0.25))
         llm.enqueue(script)  # the last script repeats: every chat turn gets this answer
-        for key, value in {"DATABASE_URL": samples_db, "CGCHAT_HOME": str(session_home), "LLM_PROVIDER": "openai",
-                           "LLM_BASE_URL": llm.url, "CLIP_MODEL_DIR": str(session_home / "no-clip-here")}.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        with LiveServer() as server:
+        with live_server({"DATABASE_URL": samples_db, "CGCHAT_HOME": str(session_home), "LLM_PROVIDER": "openai",
+                          "LLM_BASE_URL": llm.url, "CLIP_MODEL_DIR": str(session_home / "no-clip-here")}) as server:
             yield server.base_url
-    mp.undo()
-    get_settings.cache_clear()
 
 
 @pytest.fixture()
