@@ -39,8 +39,9 @@ serve: install
 test: install-test
 	$(PY) -m pytest -q tests
 
+# Every benchmark, each writing its section of docs/benchmarks.md (about 1.5 h; `bench/run_all quick`: minutes).
 bench: install-test
-	$(PY) bench/text_encoder.py
+	PYTHON=$(PY) bench/run_all
 
 # Visual search: convert CLIP weights to ONNX once. PyTorch + transformers are needed for this step
 # only (cgchat never imports them at run time). CLIP_SOURCE: a Hugging Face hub id (needs internet)

@@ -1,4 +1,5 @@
-"""Chat latency: cold start (process start → first complete answer) and first-SSE-event latency.
+"""Chat latency: cold start (process start → first complete answer), first-SSE-event latency, and the
+server's resident memory after the requests.
 
     python bench/chat_latency.py [--requests 50] [--write docs/benchmarks.md]
 
@@ -41,9 +42,9 @@ def main() -> None:
     cgchat = [sys.executable, "-m", "cgchat.cli"]
     try:
         subprocess.run([*cgchat, "ingest", str(REPO / "samples")], env=env, check=True, capture_output=True)
-        cold, firsts = _serve_and_measure(cgchat, env, args.requests)
+        cold, firsts, rss = _serve_and_measure(cgchat, env, args.requests)
         # The same cold start without the web app (as the Lambda image runs: UI_ENABLED=false).
-        cold_no_ui, _ = _serve_and_measure(cgchat, {**env, "UI_ENABLED": "false"}, 0)
+        cold_no_ui, _, rss_no_ui = _serve_and_measure(cgchat, {**env, "UI_ENABLED": "false"}, args.requests)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     firsts.sort()
@@ -61,6 +62,9 @@ def main() -> None:
         f"| the same with `UI_ENABLED=false` (no Gradio import; the Lambda image) | {cold_no_ui:.2f} s | ≤ 3 s |",
         f"| first SSE event (`meta`) on a warm server, p50 | {p50:.1f} ms | ≤ 100 ms |",
         f"| first SSE event, p95 ({args.requests} sequential requests) | {p95:.1f} ms | ≤ 100 ms |",
+        f"| server RSS after the requests (`cgchat serve`; Postgres is its own processes) | {rss / 2**20:.0f} MB "
+        "| ≤ 1 GB |",
+        f"| the same with `UI_ENABLED=false` | {rss_no_ui / 2**20:.0f} MB | ≤ 1 GB |",
         "",
     ])
     print(body)
@@ -70,8 +74,9 @@ def main() -> None:
         write_section(args.write, "## Chat latency", body)
 
 
-def _serve_and_measure(cgchat: list[str], env: dict[str, str], requests: int) -> tuple[float, list[float]]:
-    """(seconds from process start to the first complete answer, first-event latencies of ``requests``)."""
+def _serve_and_measure(cgchat: list[str], env: dict[str, str], requests: int) -> tuple[float, list[float], int]:
+    """(seconds from process start to the first complete answer, first-event latencies of ``requests``,
+    the server's resident bytes after them)."""
     port = _free_port()
     started = time.perf_counter()
     server = subprocess.Popen([*cgchat, "serve", "--port", str(port)], env=env,
@@ -82,10 +87,18 @@ def _serve_and_measure(cgchat: list[str], env: dict[str, str], requests: int) ->
             client.post("/v1/chat", json={"query": QUESTIONS[0]}).raise_for_status()
             cold = time.perf_counter() - started
             firsts = [_first_event_ms(client, QUESTIONS[i % len(QUESTIONS)]) for i in range(requests)]
+            rss = _rss_bytes(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return cold, firsts
+    return cold, firsts, rss
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
 
 
 def _first_event_ms(client: httpx.Client, question: str) -> float:
