@@ -40,6 +40,7 @@ from cgchat.ingest.describe import describe
 from cgchat.ingest.extractors import Extraction, ExtractionError
 from cgchat.ingest.pipeline import extract_file
 from cgchat.models.text_encoder import TextEncoder
+from cgchat.services.s3 import MISSING_CODES, error_code
 from cgchat.services.s3_ranges import ObjectChanged, S3RangeReader
 from cgchat.settings import get_settings
 from cgchat.tokens import trigrams
@@ -206,7 +207,7 @@ class S3Ingestor:
         try:
             head = self.s3.head_object(**args)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
+            if error_code(exc) in MISSING_CODES:
                 return None
             raise
         checksum = head.get("ChecksumSHA256")
@@ -235,7 +236,7 @@ class S3Ingestor:
         try:
             response = self.s3.get_object(**args)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
+            if error_code(exc) in MISSING_CODES:
                 return None
             raise
         digest = hashlib.sha256()

@@ -19,6 +19,16 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+# What S3 answers for an object (or version) that is not there (any more): "404" is what a HEAD gets.
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
+
+
+def error_code(exc: Exception) -> str | None:
+    """The S3 error code of a botocore ClientError (None for anything else)."""
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 class S3Files:
     def __init__(self, region: str, endpoint_url: str | None = None, expires_s: int = 300):
         self.region = region

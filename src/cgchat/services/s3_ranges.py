@@ -12,6 +12,8 @@ import io
 from collections import OrderedDict
 from typing import Any
 
+from cgchat.services.s3 import MISSING_CODES, error_code
+
 
 class ObjectChanged(Exception):
     """The object was overwritten or deleted while being read (its own S3 event follows)."""
@@ -97,8 +99,8 @@ class S3RangeReader(io.RawIOBase):
         try:
             data = self.client.get_object(**args)["Body"].read()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "NoSuchKey", "NoSuchVersion", "404", "412"):
+            code = error_code(exc)
+            if code in MISSING_CODES or code in ("PreconditionFailed", "412"):
                 self.error = ObjectChanged(f"s3://{self.bucket}/{self.key} changed while it was read ({code})")
                 raise self.error from exc
             self.error = self.error or exc
