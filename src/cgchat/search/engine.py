@@ -45,6 +45,12 @@ MAX_LIMIT = 200
 # BEIR SciFact's 809 train queries (grid 0.5-2.0 at the rrf_k default 60; bench/retrieval_eval.py):
 # nDCG@10 0.714 at 1.0, 0.723 at 1.5. Never tuned on the test queries.
 RRF_WEIGHTS = {"sem": 1.0, "kw": 1.5, "vis": 1.0}
+# pgvector 0.6 filters the ef_search nearest vectors and does not search on, so a filter that one asset in
+# ten passes leaves ~10 of 100 candidates: at 100k assets 38 % of filtered semantic queries came back empty
+# and recall@10 was 0.56 (bench/search_scale.py). Filtered queries search wider, at pgvector's maximum:
+# 6 % empty, recall 0.87, ~25 ms more. Not enough at 1M (docs/benchmarks.md, "Search at scale"):
+# pgvector 0.8's hnsw.iterative_scan is the real fix.
+FILTERED_EF_SEARCH = 1000
 
 
 class SearchError(ValueError):
@@ -147,9 +153,13 @@ def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncode
     visual_model = _add_visual(conn, request, query, where, params, ctes)
     # Transaction-local (set_config(..., true)), so pooled connections keep no session state; sent in
     # one pipeline with the query, so it costs no extra round trip.
+    # Never a prepared statement: psycopg prepares a query after 5 runs on a connection, and after 5 more
+    # Postgres may switch to a generic plan, blind to the query's words and vector: hybrid went from 17 ms
+    # to 90 ms p50 at 100k assets on a reused connection (bench/search_scale.py). Planning costs ~2 ms.
+    ef_search = settings.hnsw_ef_search if applied.is_empty() else max(settings.hnsw_ef_search, FILTERED_EF_SEARCH)
     with conn.pipeline():
-        conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(settings.hnsw_ef_search),))
-        cursor = conn.execute(_fused_query(ctes), params)
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
+        cursor = conn.execute(_fused_query(ctes), params, prepare=False)
     rows = cursor.fetchall()
     conn.commit()
     mode = request.mode if len(ctes) > 1 or request.mode != "hybrid" else ctes[0][0]
