@@ -285,7 +285,7 @@ def report(results: list[LoadResult], streams: int, seconds: float, load: float)
     ratio = (
         "A stream fails unless it answers 200, ends with its `done` event and has no `error` event. "
         f"Streams/s of the slow-LLM run relative to the no-LLM run: {results[-1].rate / base:.2f}× "
-        "(bounded by the model's own pace: 50 streams × ≈ 1.2 s each)."
+        f"(bounded by the model's own pace: {streams} streams × ≈ 1.2 s each)."
     )
     table = (
         "| provider | streams completed | failed | streams/s | first event p50 ms | p95 ms "

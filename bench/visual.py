@@ -272,7 +272,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
     from cgchat.ingest.pipeline import Ingestor
     from cgchat.models.clip_encoder import ClipEncoder
     from cgchat.models.text_encoder import get_text_encoder
-    from cgchat.search.engine import SearchRequest, _fused_query, search
+    from cgchat.search.engine import SearchRequest, _fused_query, fusion_params, search
     from cgchat.search.filters import Filters, to_sql
     from cgchat.search.query_parser import parse_filters
     from cgchat.search.retrievers import visual_cte, visual_params
@@ -367,7 +367,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
         # EXPLAIN: the raw k-NN and the query search() sends for a visual text query.
         raw_plan = plan_of(sql.SQL(knn), (held_out[0],))
         where, params = to_sql(Filters())
-        params.update(k=max(settings.search_candidates, 10), limit=10, rrf_k=settings.rrf_k)
+        params.update(fusion_params(10))
         params.update(visual_params(tiny.encode_texts([texts[0]])[0], tiny.model_id))
         search_plan = plan_of(_fused_query([("visual", visual_cte(where))]), params)
         log("EXPLAIN of search()'s visual query:\n" + search_plan)

@@ -139,8 +139,7 @@ def search(conn: psycopg.Connection, request: SearchRequest, encoder: TextEncode
         raise SearchError(str(exc)) from exc
     where, params = filters_mod.to_sql(applied)
     settings = get_settings()
-    k = max(settings.search_candidates, request.limit)
-    params.update(k=k, limit=request.limit, rrf_k=settings.rrf_k, **{f"rrf_w_{a}": w for a, w in RRF_WEIGHTS.items()})
+    params.update(fusion_params(request.limit))
     ctes: list[tuple[str, sql.Composable]] = []
     text_mode = request.mode in ("hybrid", "semantic", "keyword") and query
     if text_mode and request.mode in ("hybrid", "semantic"):
@@ -212,6 +211,13 @@ def _validate(request: SearchRequest) -> str:
     if not 1 <= request.limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
     return query
+
+
+def fusion_params(limit: int) -> dict[str, Any]:
+    """The parameters of the fused query itself: candidates per retriever, result count, RRF k and weights."""
+    settings = get_settings()
+    return {"k": max(settings.search_candidates, limit), "limit": limit, "rrf_k": settings.rrf_k,
+            **{f"rrf_w_{alias}": weight for alias, weight in RRF_WEIGHTS.items()}}
 
 
 def _fused_query(ctes: list[tuple[str, sql.Composable]]) -> sql.Composable:
