@@ -50,8 +50,8 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = get_settings()
-        _start_database(settings)
-        database = Database(settings.db_pool_max)
+        migrated = _start_database(settings)
+        database = Database(settings.db_pool_max, migrated=migrated)
         app.state.database = database
         app.state.settings = settings
         app.state.sessions = make_session_store(settings)
@@ -129,16 +129,18 @@ def create_app() -> FastAPI:
     return app
 
 
-def _start_database(settings: Settings) -> None:
-    """Migrate before serving. The embedded server is ours: failing to start it is fatal, with its
-    reason. An external database may be down right now (failover, maintenance): then the server starts
-    anyway, answers 503 and migrates on the first connection that works (cgchat.db.pool)."""
+def _start_database(settings: Settings) -> bool:
+    """Migrate before serving; whether that worked. The embedded server is ours: failing to start it
+    is fatal, with its reason. An external database may be down right now (failover, maintenance): then
+    the server starts anyway, answers 503 and migrates on the first connection that works (cgchat.db.pool)."""
     try:
         migrate(database_url())
     except DatabaseUnavailable as exc:
         if settings.database_url is None and not settings.database_secret_arn:
             raise
         log.warning("starting without the database (%s); requests get 503 until it is reachable", exc)
+        return False
+    return True
 
 
 def _mount_ui(app: FastAPI, settings: Settings) -> None:

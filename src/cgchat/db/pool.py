@@ -35,14 +35,15 @@ class Database:
     """One pool per process, opened without waiting: connections are made in the background, each
     resolving ``database_url`` again (a rotated secret is picked up)."""
 
-    def __init__(self, max_size: int, timeout_s: float = 10.0):
+    def __init__(self, max_size: int, timeout_s: float = 10.0, migrated: bool = False):
+        """``migrated``: the caller already applied the migrations (the server does at start-up)."""
         self.pool: ConnectionPool[RotatingConnection] = ConnectionPool(
             database_url, connection_class=RotatingConnection, min_size=1, max_size=max_size, configure=configure,
             kwargs={"row_factory": dict_row, "connect_timeout": 10}, check=ConnectionPool.check_connection,
             timeout=timeout_s, open=True,
         )
         self._lock = threading.Lock()
-        self._ready = False
+        self._ready = migrated
         self._failure: tuple[float, str] | None = None
 
     def prepare(self) -> None:
