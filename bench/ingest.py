@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -27,11 +24,10 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="cgchat-bench-"))
-    work.chmod(0o755)
-    os.environ["CGCHAT_HOME"] = str(work / "home")
+    from workspace import embedded_workdir, replicate_samples
+
+    work = embedded_workdir()
     os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(work / "run"))
 
     from cgchat.db import migrate
     from cgchat.db.connection import open_connection
@@ -39,22 +35,17 @@ def main() -> None:
     from cgchat.models.text_encoder import get_text_encoder
 
     library = work / "library"
-    for i in range(args.copies):
-        shutil.copytree(REPO / "samples", library / f"show{i:03d}", ignore=shutil.ignore_patterns("MANIFEST.md"))
-    n_files = sum(1 for p in library.rglob("*") if p.is_file())
+    n_files = replicate_samples(library, args.copies)
     encoder = get_text_encoder()
     migrate()
-    try:
-        with open_connection() as conn:
-            t = time.perf_counter()
-            cold = Ingestor(conn, encoder).run([library])
-            cold_s = time.perf_counter() - t
-            t = time.perf_counter()
-            warm = Ingestor(conn, encoder).run([library])
-            warm_s = time.perf_counter() - t
-        assert not cold.skipped and warm.unchanged == n_files, (cold.as_dict(), warm.as_dict())
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with open_connection() as conn:  # the work folder goes at exit (workspace.embedded_workdir)
+        t = time.perf_counter()
+        cold = Ingestor(conn, encoder).run([library])
+        cold_s = time.perf_counter() - t
+        t = time.perf_counter()
+        warm = Ingestor(conn, encoder).run([library])
+        warm_s = time.perf_counter() - t
+    assert not cold.skipped and warm.unchanged == n_files, (cold.as_dict(), warm.as_dict())
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, embedded PostgreSQL 16"
     body = "\n".join([

@@ -26,14 +26,12 @@ nothing but the k-NN differs), build time and size of each index, EXPLAIN (ANALY
 from __future__ import annotations
 
 import argparse
-import atexit
 import hashlib
 import json
 import os
 import platform
 import random
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -928,12 +926,9 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "bench"))
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
-        work = Path(tempfile.mkdtemp(prefix="cgchat-bench-"))
-        work.chmod(0o755)  # pgserver runs Postgres as its own user when we are root: it must reach the data dir
-        if not args.keep:
-            atexit.register(shutil.rmtree, work, True)
-        os.environ["CGCHAT_HOME"] = str(work / "home")
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(work / "run"))
+        from workspace import embedded_workdir
+
+        work = embedded_workdir(keep=args.keep)
         log(f"embedded PostgreSQL in {work}")
 
     from cgchat.db.connection import database_url

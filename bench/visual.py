@@ -25,19 +25,18 @@ No model is downloaded: both CLIPs are built in-process (tests/tiny_clip.py's to
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import platform
 import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+from workspace import embedded_workdir, replicate_samples
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 512
@@ -233,15 +232,9 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="Replace this benchmark's section in a markdown file.")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="cgchat-bench-"))
-    work.chmod(0o755)  # pgserver runs Postgres as its own user when we are root: it must reach the data dir
-    # pgserver's own exit hook takes a lock file under XDG_RUNTIME_DIR (inside work/) after we are done;
-    # registered first, this runs after it (atexit is last-in, first-out) and removes what it left.
-    atexit.register(shutil.rmtree, work, True)
-    os.environ["CGCHAT_HOME"] = str(work / "home")
+    work = embedded_workdir()
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("CLIP_MODEL_DIR", None)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(work / "run"))
     sys.path.insert(0, str(REPO))  # tests.tiny_clip
 
     from cgchat.db.embedded import release_embedded
@@ -289,9 +282,7 @@ def run(args: argparse.Namespace, work: Path) -> str:
 
     # -- 1. ingest throughput --------------------------------------------------------------------------
     library = work / "library"
-    for i in range(args.copies):
-        shutil.copytree(REPO / "samples", library / f"show{i:03d}", ignore=shutil.ignore_patterns("MANIFEST.md"))
-    n_files = sum(1 for p in library.rglob("*") if p.is_file())
+    n_files = replicate_samples(library, args.copies)
     server_url = database_url()
     migrate()
     pg_version, pgvector_version = None, None
